@@ -1,0 +1,23 @@
+"""The benchmark scripts still run (tiny sizes; no timing is asserted: performance claims live in their output)."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_losses_benchmark_runs_and_reports_the_worst_ratio():
+    out = run("benchmarks/losses.py", "--B", "256", "--reps", "10")
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("max_ratio_vs_plain=") and float(last.split("=")[1]) > 0
+
+
+def test_logps_benchmark_runs():
+    out = run("benchmarks/bench_logps.py", "--B", "2", "--T", "8", "--V", "50", "--reps", "2")
+    assert "largest allocation" in out and "ratio ours/naive" in out
