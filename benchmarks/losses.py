@@ -55,12 +55,16 @@ def plain(name, pc, pr, rc, rr, lc, lr, beta):
         lo = (ac - ar) - (l1me(ac) - l1me(ar))
         return -ac - 0.1 * ls(lo), (beta * ac).detach(), (beta * ar).detach()
     elif name == "npo": loss = 2 / beta * F.softplus(beta * rho_r)
+    elif name == "sigmoid_attenuated":
+        c, r = pc - 0.5 * rc, pr - 0.5 * rr
+        return -ls(beta * (c - r)), (beta * c).detach(), (beta * r).detach()
     else: raise KeyError(name)
     return loss, (beta * rho_c).detach(), (beta * rho_r).detach()
 
 
 HP = {"cdpo": dict(label_smoothing=0.1), "robust": dict(label_smoothing=0.1), "soft_dpo": dict(p=0.7),
-      "exo_pair": dict(label_smoothing=0.1), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1)}
+      "exo_pair": dict(label_smoothing=0.1), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
+      "sigmoid_attenuated": dict(gamma=0.5)}
 
 
 def main():

@@ -10,7 +10,7 @@ from prefbench_lib.losses import LOSSES, LossOutput, bco_loss, kto_loss
 # hyperparameters for the losses that need them to be non-trivial
 HPARAMS = {"cdpo": dict(label_smoothing=0.2), "robust": dict(label_smoothing=0.2), "rdpo": dict(label_smoothing=0.2),
            "soft_dpo": dict(p=0.7), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
-           "bco_pair": dict(reward_shift=0.5), "exo_pair": dict(label_smoothing=1e-3)}
+           "bco_pair": dict(reward_shift=0.5), "exo_pair": dict(label_smoothing=1e-3), "sigmoid_attenuated": dict(gamma=0.5)}
 # log-probabilities are <= 0; ORPO's odds are only defined there, the other losses take any real input
 NONPOSITIVE = {"orpo"}
 
@@ -69,5 +69,6 @@ def test_swapping_chosen_and_rejected_mirrors_dpo(deltas, beta):
 
 def test_every_required_name_is_registered():
     required = {"sigmoid", "dpo", "cdpo", "robust", "rdpo", "hinge", "ipo", "exo_pair", "nca_pair", "bco_pair", "sppo_hard",
-                "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "simpo", "orpo", "npo", "soft_dpo"}
+                "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "simpo", "orpo", "npo", "soft_dpo",
+                "sigmoid_attenuated"}
     assert required <= set(LOSSES), required - set(LOSSES)

@@ -1,0 +1,67 @@
+"""prefbench_lib.metrics against plain loops, the flip theorem on random data, and bad input."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from prefbench_lib.losses import LOSSES
+from prefbench_lib.metrics import (dpo_flip_threshold, idealized_ranking_accuracy, list_ranking_accuracy, ranking_accuracy,
+                                   reward_accuracy, reward_margins)
+
+logps = st.lists(st.floats(-200, 0, allow_nan=False, width=32), min_size=1, max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_ranking_and_reward_accuracy_match_loops(data):
+    w = data.draw(logps); n = len(w)
+    l, rw, rl = (data.draw(st.lists(st.floats(-200, 0, width=32), min_size=n, max_size=n)) for _ in range(3))
+    t = [torch.tensor(v, dtype=torch.float64) for v in (w, l, rw, rl)]
+    assert ranking_accuracy(t[0], t[1]) == pytest.approx(sum(a >= b for a, b in zip(w, l)) / n)
+    out = LOSSES["dpo"](*t, beta=0.3)
+    loop = sum((a - c) - (b - d) > 0 for a, b, c, d in zip(w, l, rw, rl)) / n  # TRL: mean(chosen_rewards > rejected_rewards)
+    assert reward_accuracy(out) == pytest.approx(loop)
+    torch.testing.assert_close(reward_margins(out), 0.3 * ((t[0] - t[2]) - (t[1] - t[3])))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.01, 0.1, 1.0, 5.0]))
+def test_flip_theorem_on_random_pairs(seed, beta):
+    g = torch.Generator().manual_seed(seed)
+    pw, pl, rw, rl = (torch.randn(64, generator=g, dtype=torch.float64) * 30 for _ in range(4))
+    loss = LOSSES["dpo"](pw, pl, rw, rl, beta=beta).losses
+    assert torch.equal(loss <= dpo_flip_threshold(rw, rl, beta=beta), pw >= pl)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_idealized_accuracy_matches_its_definition_in_a_loop(seed):
+    g = torch.Generator().manual_seed(seed)
+    rw, rl = (torch.randn(32, generator=g, dtype=torch.float64) * 10 for _ in range(2))
+    alpha = torch.rand(32, generator=g, dtype=torch.float64)
+    beta = 0.2
+    loop = sum((a - b) + math.log(min(max(p, 1e-3), 1 - 1e-3) / (1 - min(max(p, 1e-3), 1 - 1e-3))) / beta > 0
+               for a, b, p in zip(rw.tolist(), rl.tolist(), alpha.tolist())) / 32
+    assert idealized_ranking_accuracy(rw, rl, alpha, beta) == pytest.approx(loop)
+
+
+def test_list_ranking_accuracy_is_exact_match():
+    lp = torch.tensor([[-1.0, -2.0, -3.0, -4.0], [-1.0, -2.0, -4.0, -3.0], [-4.0, -3.0, -2.0, -1.0]])
+    sc = torch.tensor([[4.0, 3.0, 2.0, 1.0]] * 3)
+    assert list_ranking_accuracy(lp, sc) == pytest.approx(1 / 3)
+    assert list_ranking_accuracy(lp, sc.flip(1)) == pytest.approx(1 / 3)  # only the third list matches the reversed order
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: idealized_ranking_accuracy(torch.zeros(2), torch.zeros(2), torch.tensor([0.5, -0.1]), 0.1), "alpha must be in [0.0, 1.0]"),
+    (lambda: idealized_ranking_accuracy(torch.zeros(2), torch.zeros(2), 0.5, -1.0), "beta must be a finite number > 0"),
+    (lambda: dpo_flip_threshold(torch.zeros(2), torch.zeros(3), 0.1), "ref_rejected_logps has shape (3,)"),
+    (lambda: ranking_accuracy(torch.tensor([0.0, math.nan]), torch.zeros(2)), "policy_chosen_logps contains NaN"),
+    (lambda: ranking_accuracy(torch.zeros(2), torch.zeros(2), torch.tensor([1.0, 0.0]), torch.ones(2)), "chosen_lengths must be > 0"),
+    (lambda: list_ranking_accuracy(torch.zeros(2, 3), torch.zeros(2, 3), mask=torch.full((2, 3), 2)), "mask must hold only 0 and 1"),
+    (lambda: reward_accuracy(torch.zeros(3)), "out must be a LossOutput"),
+])
+def test_bad_input_names_the_argument(call, msg):
+    with pytest.raises(ValueError, match=None) as e: call()
+    assert msg in str(e.value), str(e.value)
