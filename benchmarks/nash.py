@@ -1,0 +1,69 @@
+"""Exact Nash equilibrium at K = 1000, and a batched sweep of the dynamics against a per-configuration loop.
+
+1. `nash_equilibrium` on a random preference matrix with K = 1000 (goal: < 1 s), with SciPy's HiGHS
+   LP on the same matrix for comparison (one call: it takes seconds) and the exploitability of both.
+2. 100 configurations (100 random K = 10 games, step sizes from 0.05 to 2, beta = 0.1) x 10,000 OMD
+   steps as one batched `run_dynamics` call (goal: < 2 s), against a Python loop of 100 single calls
+   (goal: the batch at least 20x faster). Both sides compute the same policies; the duality gaps are
+   evaluated on demand by `Trajectory`, so their cost is reported separately, once.
+Timing: best block median over interleaved blocks (see _common.interleaved_medians); the loop is
+timed on a few configurations and scaled to 100, since a full loop takes half a minute per call.
+Run: .venv/bin/python benchmarks/nash.py [--quick] [--device cuda]
+Last line: ne_k1000_s=<seconds> batch_s=<seconds> speedup_vs_loop=<x> (with --quick the sizes are smaller,
+and the line reports them under the same keys).
+"""
+import argparse
+import time
+
+import torch
+from _common import interleaved_medians, stable_allocator, sync
+
+from prefbench_lib.core import get_device
+from prefbench_lib.nash import duality_gap, nash_equilibrium, preference_matrix, run_dynamics
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: K = 100, 10 configurations x 500 steps")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--reps", type=int, default=None, help="timed calls per side (default 5, quick 2)")
+    a = ap.parse_args()
+    dev = get_device(a.device)
+    K_ne, B, T, K = (100, 10, 500, 10) if a.quick else (1000, 100, 10_000, 10)
+    reps = a.reps or (2 if a.quick else 5)
+    print(f"device={dev} threads={torch.get_num_threads()}; {stable_allocator()}")
+
+    # 1. exact equilibrium
+    P_big = preference_matrix("random", K_ne, seed=0, device=dev)
+    nash_equilibrium(P_big)  # warm-up (LAPACK / CUDA initialisation)
+    ne = interleaved_medians({"ipm": lambda: nash_equilibrium(P_big)}, dev, reps=reps, block=1)["ipm"]
+    pi = nash_equilibrium(P_big)
+    t0 = time.perf_counter(); pi_scipy = nash_equilibrium(P_big, method="scipy"); scipy_s = time.perf_counter() - t0
+    print(f"nash_equilibrium K={K_ne}: interior point {ne:.3f} s (support {int((pi > 0).sum())}, exploitability "
+          f"{float(duality_gap(pi, P_big)):.1e}); scipy HiGHS {scipy_s:.3f} s (exploitability {float(duality_gap(pi_scipy, P_big)):.1e}); "
+          f"max |difference| {float((pi - pi_scipy).abs().max()):.1e}")
+
+    # 2. batched sweep vs loop
+    P = torch.stack([preference_matrix("random", K, seed=s, device=dev) for s in range(B)])
+    eta = torch.linspace(0.05, 2.0, B, dtype=torch.float64, device=dev)
+    beta = 0.1
+    batch = lambda: run_dynamics(P, "omd", beta=beta, eta=eta, steps=T)
+    n_loop = min(B, 3 if not a.quick else B)  # configurations timed in the loop; scaled to B
+    loop = lambda: [run_dynamics(P[i], "omd", beta=beta, eta=float(eta[i]), steps=T) for i in range(n_loop)]
+    times = interleaved_medians({"batch": batch, "loop": loop}, dev, reps=reps, block=1)
+    batch_s, loop_s = times["batch"], times["loop"] * B / n_loop
+    tr = batch()
+    ok = all(torch.allclose(tr.policies[i], run_dynamics(P[i], "omd", beta=beta, eta=float(eta[i]), steps=T).policies, atol=1e-12, rtol=0)
+             for i in range(0, B, max(1, B // 4)))
+    sync(dev); t0 = time.perf_counter(); _ = (tr.duality_gap, tr.average_duality_gap); sync(dev); gap_s = time.perf_counter() - t0
+    print(f"run_dynamics omd, {B} configurations x {T} steps, K={K}: batched {batch_s:.3f} s; loop {loop_s:.3f} s "
+          f"(timed on {n_loop}, scaled to {B}); batch equals loop: {ok}")
+    print(f"evaluating both duality gaps at every step of the batch (on first access): {gap_s:.3f} s")
+    if a.quick: print("goals: not checked in a --quick run (they apply to K = 1000 and 100 x 10,000)")
+    else: print(f"goals: nash_equilibrium < 1 s: {'met' if ne < 1 else 'MISSED'}; batch < 2 s: {'met' if batch_s < 2 else 'MISSED'}; "
+          f"speedup >= 20x: {'met' if loop_s / batch_s >= 20 else 'MISSED'}")
+    print(f"ne_k1000_s={ne:.4f} batch_s={batch_s:.4f} speedup_vs_loop={loop_s / batch_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()

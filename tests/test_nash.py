@@ -1,0 +1,162 @@
+"""Properties of prefbench_lib.nash (hypothesis): exact equilibria, the updates' stability, batching, reliability."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from scipy.optimize import linprog
+
+from prefbench_lib.nash import (ALGORITHMS, best_response, duality_gap, nash_equilibrium, preference_matrix,
+                                regularized_nash, run_dynamics)
+
+F64 = torch.float64
+
+
+@st.composite
+def games(draw, k_min=2, k_max=9):
+    "A random valid preference matrix: the lower triangle uniform, some entries pushed to exactly 0 or 1."
+    K = draw(st.integers(k_min, k_max))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    L = torch.rand(K, K, generator=g, dtype=F64)
+    if draw(st.booleans()):  # deterministic outcomes on some pairs (0/1 entries, as in rock-paper-scissors)
+        L = torch.where(L < 0.2, 0.0, torch.where(L > 0.8, 1.0, L))
+    L = L.tril(-1)
+    return L + (1 - L.T).triu(1) + 0.5 * torch.eye(K, dtype=F64)
+
+
+def distributions(K, seed, low=1e-3):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.rand(K, generator=g, dtype=F64) + low
+    return w / w.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(P=games())
+def test_nash_equilibrium_is_unexploitable_and_matches_scipy_lp(P):
+    pi = nash_equilibrium(P)
+    assert float(pi.min()) >= 0 and abs(float(pi.sum()) - 1) < 1e-12
+    assert float(duality_gap(pi, P)) < 1e-10  # 2 max (P pi) - 1 ~ 0
+    # scipy's LP, written independently: min v s.t. P pi <= v, sum pi = 1, pi >= 0; its value is 1/2
+    K = P.shape[0]
+    res = linprog(np.r_[np.zeros(K), 1.0], A_ub=np.c_[P.numpy(), -np.ones(K)], b_ub=np.zeros(K),
+                  A_eq=np.r_[np.ones(K), 0.0][None], b_eq=[1.0], bounds=[(0, None)] * K + [(None, None)], method="highs")
+    assert res.status == 0 and abs(res.x[-1] - 0.5) < 1e-9
+    # equilibria need not be unique (ties), so compare values, not vectors: both are unexploitable
+    assert float((P @ pi).max()) <= res.x[-1] + 1e-10
+
+
+@settings(max_examples=60, deadline=None)
+@given(P=games(), beta=st.floats(1e-3, 10.0), seed=st.integers(0, 1000))
+def test_regularized_nash_solves_its_fixed_point(P, beta, seed):
+    ref = distributions(P.shape[0], seed)
+    pi = regularized_nash(P, ref, beta)
+    z = ref.log() + P @ pi / beta
+    fixed = torch.softmax(z, 0)  # BR(pi), written out
+    assert float((pi - fixed).abs().max()) < 1e-10
+    assert abs(float(duality_gap(pi, P, ref, beta))) < 1e-10
+    assert float(duality_gap(ref, P, ref, beta)) >= -1e-12  # the gap is non-negative elsewhere
+
+
+@settings(max_examples=40, deadline=None)
+@given(P=games(k_min=2, k_max=6), seed=st.integers(0, 1000), beta=st.floats(0.0, 3.0))
+def test_duality_gap_is_nonnegative_and_best_response_is_best(P, seed, beta):
+    K = P.shape[0]
+    ref, pi = distributions(K, seed), distributions(K, seed + 1, low=0.0)
+    gap = float(duality_gap(pi, P, ref, beta))
+    assert gap >= -1e-12
+    br = best_response(pi, P, ref, beta)
+    def value(p):  # p^T P pi - beta KL(p || ref)
+        return float(p @ P @ pi - (beta * (torch.xlogy(p, p) - p * ref.log()).sum() if beta > 0 else 0.0))
+    for s in range(5):
+        assert value(br) >= value(distributions(K, seed + 10 + s, low=0.0)) - 1e-12
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@settings(max_examples=15, deadline=None)
+@given(P=games(), beta=st.floats(0.0, 10.0), eta=st.floats(1e-3, 100.0), samples=st.sampled_from([None, 1, 4]))
+def test_updates_stay_finite(algorithm, P, beta, eta, samples):
+    beta = 0.0 if algorithm == "hedge" else beta
+    ref = distributions(P.shape[0], 0)
+    t = run_dynamics(P, algorithm, ref=ref, beta=beta, eta=eta, steps=60, samples=samples, seed=1)
+    assert torch.isfinite(t.policies).all() and torch.isfinite(t.duality_gap).all()
+    assert torch.isfinite(t.average_duality_gap).all()
+    assert float((t.policies.sum(-1) - 1).abs().max()) < 1e-9
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_batched_run_equals_loop_of_single_runs(algorithm, data):
+    B, K = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 6))
+    P = torch.stack([preference_matrix("random", K, seed=data.draw(st.integers(0, 10**6))) for _ in range(B)])
+    eta = torch.tensor(data.draw(st.lists(st.floats(0.01, 3.0), min_size=B, max_size=B)), dtype=F64)
+    beta = torch.zeros(B, dtype=F64) if algorithm == "hedge" else torch.tensor(data.draw(st.lists(st.floats(0.0, 2.0), min_size=B, max_size=B)), dtype=F64)
+    ref = torch.stack([distributions(K, i) for i in range(B)])
+    batch = run_dynamics(P, algorithm, ref=ref, beta=beta, eta=eta, steps=30)
+    for i in range(B):
+        one = run_dynamics(P[i], algorithm, ref=ref[i], beta=float(beta[i]), eta=float(eta[i]), steps=30)
+        torch.testing.assert_close(batch.policies[i], one.policies, rtol=0, atol=1e-12)
+        torch.testing.assert_close(batch.duality_gap[i], one.duality_gap, rtol=0, atol=1e-12)
+
+
+def test_egpo_reaches_the_regularized_equilibrium():
+    P, ref = preference_matrix("embedding", 8, seed=3, scale=2.0), distributions(8, 5)
+    star = regularized_nash(P, ref, 0.05)
+    t = run_dynamics(P, "egpo", ref=ref, beta=0.05, eta=1.0, steps=3000)
+    assert float((t.policies[-1] - star).abs().max()) < 1e-9
+
+
+def test_sampled_runs_are_reproducible_and_seeded():
+    P = preference_matrix("rps", 3)
+    a = run_dynamics(P, "omd", beta=0.1, eta=0.5, steps=50, samples=3, seed=7)
+    b = run_dynamics(P, "omd", beta=0.1, eta=0.5, steps=50, samples=3, seed=7)
+    c = run_dynamics(P, "omd", beta=0.1, eta=0.5, steps=50, samples=3, seed=8)
+    assert torch.equal(a.policies, b.policies) and not torch.equal(a.policies, c.policies)
+
+
+def test_frame_and_save(tmp_path):
+    P = torch.stack([preference_matrix("random", 4, seed=s) for s in range(2)])
+    t = run_dynamics(P, "optimistic", beta=torch.tensor([0.0, 0.1], dtype=F64), eta=0.5, steps=20)
+    df = t.to_frame(every=5)
+    assert set(df["iterate"]) == {"last", "average"} and sorted(df["step"].unique()) == [0, 5, 10, 15, 20]
+    assert len(df) == 2 * 2 * 5 and {"run", "algorithm", "eta", "beta", "duality_gap", "pi_0", "pi_3"} <= set(df.columns)
+    row = df[(df["run"] == 1) & (df["step"] == 10) & (df["iterate"] == "last")].iloc[0]
+    assert abs(row["duality_gap"] - float(t.duality_gap[1, 10])) < 1e-12 and row["beta"] == 0.1
+    path = t.save(tmp_path / "run.parquet", every=5)
+    import json
+    import pandas as pd
+    assert pd.read_parquet(path).shape == df.shape
+    assert json.loads(path.with_suffix(".json").read_text())["algorithm"] == "optimistic"
+
+
+P_OK = preference_matrix("random", 4, seed=0)
+REF_OK = torch.full((4,), 0.25, dtype=F64)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: run_dynamics(torch.tensor([[0.5, 1.5], [-0.5, 0.5]], dtype=F64), "omd"), "P must be in [0.0, 1.0]"),
+    (lambda: run_dynamics(torch.tensor([[0.5, 0.6], [0.6, 0.5]], dtype=F64), "omd"), "P must satisfy P + P^T = 1"),
+    (lambda: nash_equilibrium(torch.tensor([[0.5, 0.6], [0.6, 0.5]], dtype=F64)), "P must satisfy"),
+    (lambda: regularized_nash(torch.tensor([[0.5, 0.6], [0.6, 0.5]], dtype=F64), None, 0.1), "P must satisfy"),
+    (lambda: run_dynamics(P_OK, "omd", ref=torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=F64)), "ref must be > 0"),
+    (lambda: run_dynamics(P_OK, "omd", ref=torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=F64)), "ref must sum to 1"),
+    (lambda: duality_gap(REF_OK, P_OK, torch.tensor([0.1, 0.2, 0.3, 0.3], dtype=F64), 0.1), "ref must sum to 1"),
+    (lambda: run_dynamics(P_OK, "omd", beta=-1e-3), "beta must be in [0.0, inf)"),
+    (lambda: duality_gap(REF_OK, P_OK, REF_OK, -1.0), "beta must be in [0.0, inf)"),
+    (lambda: run_dynamics(P_OK, "omd", eta=0.0), "eta must be a finite number > 0"),
+    (lambda: run_dynamics(P_OK, "omd", eta=-1.0), "eta must be a finite number > 0"),
+    (lambda: run_dynamics(P_OK, "omd", eta=torch.tensor([0.1, -0.1])), "eta must be in (0.0, inf)"),
+    (lambda: run_dynamics(P_OK, "nash"), "unknown algorithm='nash'"),
+    (lambda: run_dynamics(P_OK, "omd", steps=-1), "steps must be an integer >= 0"),
+    (lambda: run_dynamics(P_OK, "omd", samples=0), "samples must be None or an integer >= 1"),
+    (lambda: run_dynamics(P_OK, "mnpo", lambdas=[0.5, 0.2]), "lambdas must sum to 1"),
+    (lambda: run_dynamics(P_OK, "omd", lambdas=[1.0]), "lambdas is only used by algorithm='mnpo'"),
+    (lambda: regularized_nash(P_OK, REF_OK, 0.0), "beta must be > 0"),
+    (lambda: nash_equilibrium(P_OK, method="simplex"), "method must be 'ipm' or 'scipy'"),
+    (lambda: preference_matrix("tournament", 4), "unknown kind='tournament'"),
+])
+def test_bad_inputs_raise_value_errors_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=None) as e: call()
+    assert message in str(e.value), str(e.value)
