@@ -21,3 +21,8 @@ def test_losses_benchmark_runs_and_reports_the_worst_ratio():
 def test_logps_benchmark_runs():
     out = run("benchmarks/bench_logps.py", "--B", "2", "--T", "8", "--V", "50", "--reps", "2")
     assert "largest allocation" in out and "ratio ours/naive" in out
+
+
+def test_nash_benchmark_runs():
+    last = run("benchmarks/nash.py", "--quick").strip().splitlines()[-1]
+    assert last.startswith("ne_k1000_s=") and "speedup_vs_loop=" in last
