@@ -17,28 +17,29 @@ import torch.nn.functional as F
 from _common import interleaved_medians, stable_allocator
 
 from prefbench_lib.core import get_device
-from prefbench_lib.losses import LOSSES
+from prefbench_lib.losses import EXAMPLE_HPARAMS as HP, LOSSES
 
 ls = F.logsigmoid
 
 
 def plain(name, pc, pr, rc, rr, lc, lr, beta):
-    "The formula written inline, with TRL-style rewards."
+    "The formula written inline, with TRL-style rewards, at the hyperparameters in EXAMPLE_HPARAMS."
     rho_c, rho_r = pc - rc, pr - rr
     d = rho_c - rho_r
     h = beta * d
-    eps = 0.1
+    hp = HP.get(name, {})
+    eps = hp.get("label_smoothing", 0.0)
     if name == "sigmoid": loss = -ls(h)
     elif name == "cdpo": loss = -(1 - eps) * ls(h) - eps * ls(-h)
     elif name == "robust": loss = (-(1 - eps) * ls(h) + eps * ls(-h)) / (1 - 2 * eps)
-    elif name == "soft_dpo": loss = -(0.7 * ls(h) + 0.3 * ls(-h))
+    elif name == "soft_dpo": loss = -(hp["p"] * ls(h) + (1 - hp["p"]) * ls(-h))
     elif name == "sigmoid_norm": loss = -ls(beta * (rho_c / lc - rho_r / lr))
     elif name == "hinge": loss = torch.relu(1 - h)
     elif name == "ipo": loss = (rho_c / lc - rho_r / lr - 1 / (2 * beta)) ** 2
     elif name == "sppo_hard": loss = (rho_c - 0.5 / beta) ** 2 + (rho_r + 0.5 / beta) ** 2
     elif name == "exo_pair": loss = torch.sigmoid(h) * (ls(h) - math.log1p(-eps)) + torch.sigmoid(-h) * (ls(-h) - math.log(eps))
     elif name == "nca_pair": loss = -ls(beta * rho_c) - 0.5 * ls(-beta * rho_c) - 0.5 * ls(-beta * rho_r)
-    elif name == "bco_pair": loss = -ls(beta * rho_c) - ls(-beta * rho_r)
+    elif name == "bco_pair": loss = -ls(beta * rho_c - hp["reward_shift"]) - ls(-(beta * rho_r - hp["reward_shift"]))
     elif name in ("aot", "aot_unpaired"):
         q = (torch.sort(pc - pr).values - torch.sort(rc - rr).values if name == "aot"
              else torch.sort(rho_c).values - torch.sort(rho_r).values)
@@ -56,15 +57,11 @@ def plain(name, pc, pr, rc, rr, lc, lr, beta):
         return -ac - 0.1 * ls(lo), (beta * ac).detach(), (beta * ar).detach()
     elif name == "npo": loss = 2 / beta * F.softplus(beta * rho_r)
     elif name == "sigmoid_attenuated":
-        c, r = pc - 0.5 * rc, pr - 0.5 * rr
+        c, r = pc - hp["gamma"] * rc, pr - hp["gamma"] * rr
         return -ls(beta * (c - r)), (beta * c).detach(), (beta * r).detach()
     else: raise KeyError(name)
     return loss, (beta * rho_c).detach(), (beta * rho_r).detach()
 
-
-HP = {"cdpo": dict(label_smoothing=0.1), "robust": dict(label_smoothing=0.1), "soft_dpo": dict(p=0.7),
-      "exo_pair": dict(label_smoothing=0.1), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
-      "sigmoid_attenuated": dict(gamma=0.5)}
 
 
 def main():

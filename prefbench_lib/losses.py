@@ -19,12 +19,12 @@ from .core import (check_in_interval, check_mask, check_positive, check_same_sha
                                  value_checks_enabled)
 
 # %% auto #0
-__all__ = ['LOSSES', 'LossOutput', 'get_loss', 'Pair', 'pairwise', 'soft_bce', 'sigmoid_loss', 'cdpo_loss', 'robust_loss',
-           'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss', 'sppo_hard_loss',
-           'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss', 'aot_loss',
-           'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss', 'kto_kl_ref_point',
-           'kto_loss', 'RunningMean', 'bco_loss', 'lcpo_weights', 'lcpo_estimate_noise', 'curriculum_pairs',
-           'gradient_weight']
+__all__ = ['LOSSES', 'EXAMPLE_HPARAMS', 'LossOutput', 'get_loss', 'Pair', 'pairwise', 'soft_bce', 'sigmoid_loss', 'cdpo_loss',
+           'robust_loss', 'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss',
+           'sppo_hard_loss', 'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss',
+           'aot_loss', 'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss',
+           'kto_kl_ref_point', 'kto_loss', 'RunningMean', 'bco_loss', 'lcpo_weights', 'lcpo_estimate_noise',
+           'curriculum_pairs', 'gradient_weight']
 
 # %% ../nbs/01_losses.ipynb #58e1d013
 class LossOutput(NamedTuple):
@@ -466,3 +466,9 @@ def gradient_weight(name: str,  # a name in LOSSES
     out = fn(anchor + m / 2, anchor - m / 2, ref, ref, beta=beta, chosen_lengths=n, rejected_lengths=n, **hparams)
     (grad,) = torch.autograd.grad(out.losses.sum(), m)
     return grad
+
+# %% ../nbs/01_losses.ipynb #102337ab
+EXAMPLE_HPARAMS: dict[str, dict] = {
+    "cdpo": dict(label_smoothing=0.1), "robust": dict(label_smoothing=0.1), "rdpo": dict(label_smoothing=0.1),
+    "soft_dpo": dict(p=0.7), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
+    "bco_pair": dict(reward_shift=0.2), "exo_pair": dict(label_smoothing=0.05), "sigmoid_attenuated": dict(gamma=0.5)}

@@ -5,12 +5,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from prefbench_lib.losses import LOSSES, LossOutput, bco_loss, kto_loss
+from prefbench_lib.losses import EXAMPLE_HPARAMS, LOSSES, LossOutput, bco_loss, kto_loss
 
-# hyperparameters for the losses that need them to be non-trivial
-HPARAMS = {"cdpo": dict(label_smoothing=0.2), "robust": dict(label_smoothing=0.2), "rdpo": dict(label_smoothing=0.2),
-           "soft_dpo": dict(p=0.7), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
-           "bco_pair": dict(reward_shift=0.5), "exo_pair": dict(label_smoothing=1e-3), "sigmoid_attenuated": dict(gamma=0.5)}
+HPARAMS = EXAMPLE_HPARAMS  # one non-trivial setting per loss, shared with the notebook and the benchmark
 # log-probabilities are <= 0; ORPO's odds are only defined there, the other losses take any real input
 NONPOSITIVE = {"orpo"}
 
