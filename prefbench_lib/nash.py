@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .core import check_in_interval, check_positive, check_tensor
+from .core import check_in_interval, check_positive, check_tensor, save_frame
 
 # %% auto #0
 __all__ = ['GAMES', 'ALGORITHMS', 'check_preference_matrix', 'check_distribution', 'bt_preferences', 'mixture_preferences',
@@ -506,11 +506,7 @@ class Trajectory:
              every: int = 1,  # as in to_frame
             ) -> Path:  # the parquet file
         "Write to_frame() as parquet and the config as JSON next to it."
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame(every).to_parquet(path, index=False)
-        path.with_suffix(".json").write_text(json.dumps(self.config, indent=2, default=str))
-        return path
+        return save_frame(self.to_frame(every), path, self.config)
 
     def __repr__(self) -> str:
         T1, B, K = self._pol.shape
