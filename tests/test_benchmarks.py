@@ -1,4 +1,5 @@
 """The benchmark scripts still run (tiny sizes; no timing is asserted: performance claims live in their output)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,10 @@ def test_logps_benchmark_runs():
 def test_nash_benchmark_runs():
     last = run("benchmarks/nash.py", "--quick").strip().splitlines()[-1]
     assert last.startswith("ne_k1000_s=") and "speedup_vs_loop=" in last
+
+
+def test_toy_benchmark_runs_and_its_loop_matches_run_bandit():
+    out = run("benchmarks/toy.py", "--quick")
+    assert "tolerance 1e-4: passed" in out
+    last = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"speedup_vs_loop=[0-9.]+ sweep_s=[0-9.]+ single_run_s=[0-9.]+", last), last
