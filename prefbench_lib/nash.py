@@ -5,7 +5,6 @@
 # %% ../nbs/05_nash.ipynb #95ccf0dd
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
 from pathlib import Path

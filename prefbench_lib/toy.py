@@ -9,7 +9,6 @@ import inspect
 import math
 import numbers
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import check_positive, get_device, save_frame, value_checks
+from .core import check_positive, get_device, value_checks
 from .losses import LOSSES, get_loss
 
 # %% auto #0
@@ -180,6 +179,8 @@ class _RunSet:
             else:
                 accepted = set(inspect.signature(fn).parameters)
                 self.blocks.append([i - self.lo, i - self.lo + 1, fn, b, {k: v for k, v in hparams.items() if k in accepted}])
+        # one-token completions: |y| = 1, built once per block rather than every step
+        self.lengths = [torch.ones(P, hi - lo, device=device) for lo, hi, *_ in self.blocks]
 
     def epoch(self, r: Tensor,  # [R, N] rewards of the samples, sorted in decreasing order
              ) -> dict[str, Tensor]:
@@ -223,8 +224,7 @@ class _RunSet:
             rc, rr, w = ref_lp[lo:hi, cp].T, ref_lp[lo:hi, rp].T, ep["pair_w"]
             total = 0.0
             with torch.enable_grad(), value_checks(False):  # inputs are ours and finite; skip the per-call scan
-                for a, b, fn, beta, hp in self.blocks:
-                    ones = torch.ones_like(lc[:, a:b])  # one-token completions: |y| = 1
+                for (a, b, fn, beta, hp), ones in zip(self.blocks, self.lengths):
                     out = fn(lc[:, a:b], lr[:, a:b], rc[:, a:b], rr[:, a:b], beta=beta,
                              chosen_lengths=ones, rejected_lengths=ones, **hp)
                     total = total + (out.losses * w[:, a:b]).sum()
