@@ -31,7 +31,11 @@ def test_flip_theorem_on_random_pairs(seed, beta):
     g = torch.Generator().manual_seed(seed)
     pw, pl, rw, rl = (torch.randn(64, generator=g, dtype=torch.float64) * 30 for _ in range(4))
     loss = LOSSES["dpo"](pw, pl, rw, rl, beta=beta).losses
-    assert torch.equal(loss <= dpo_flip_threshold(rw, rl, beta=beta), pw >= pl)
+    thr = dpo_flip_threshold(rw, rl, beta=beta)
+    # where -log sigma underflows to 0 on both sides (beta * margin > ~745), float64 cannot tell the two apart
+    ok = (loss > 0) & (thr > 0)
+    assert ok.float().mean() > 0.5
+    assert torch.equal((loss <= thr)[ok], (pw >= pl)[ok])
 
 
 @settings(max_examples=60, deadline=None)
