@@ -26,9 +26,9 @@ import argparse
 import torch
 from _common import interleaved_medians, stable_allocator
 
-from prefbench_lib.core import get_device, value_checks
+from prefbench_lib.core import adam_step, get_device, value_checks
 from prefbench_lib.losses import get_loss
-from prefbench_lib.toy import _sample, _uniforms, adam_step, bin_reward, reference_distribution, run_bandit
+from prefbench_lib.toy import _sample, _uniforms, bin_reward, reference_distribution, run_bandit
 
 ALGS = ["sft", "rwr", "reinforce", "ppo", "sigmoid", "ipo", "sigmoid_no_neg", "sft_push_down"]
 CENTERS = [70.0, 20.0]

@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_in_interval', 'value_checks_enabled', 'value_checks',
-           'check_mask', 'upcast', 'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps', 'get_device',
-           'seed_everything', 'data_dir', 'save_frame']
+__all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_in_interval', 'check_int', 'value_checks_enabled',
+           'value_checks', 'check_mask', 'upcast', 'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps',
+           'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -86,6 +86,15 @@ def check_in_interval(name: str,  # argument name, e.g. "label_smoothing"
         shown = f"{name}={value!r}" if scalar or t.ndim == 0 else f"an entry of {name} equal to {bad:.7g}"
         raise ValueError(f"{name} must be in {brackets}, got {shown}")
     return value
+
+def check_int(name: str,  # argument name, e.g. "steps"
+              value: int,  # must be an integer (Python or NumPy, not bool) >= low
+              low: int = 0,  # the smallest allowed value
+             ) -> int:  # `value` as a Python int
+    "Raise `ValueError` naming `name` unless `value` is an integer >= `low`."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #301e3abf
 _VALUE_CHECKS = [True]
@@ -202,6 +211,27 @@ def sequence_logps(logits: Tensor,  # [B, T, V] model outputs
     if not average: return s
     # s_bar = s / max(1, sum_{t>=1} m_t): an all-masked row gives 0, not 0/0
     return s / completion_lengths(mask).clamp(min=1).to(s.dtype)
+
+# %% ../nbs/00_core.ipynb #924c8f4c
+def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
+              grad: Tensor,  # [R, P]
+              m: Tensor,  # [R, P] first moment, updated in place
+              v: Tensor,  # [R, P] second moment (or [R, 1] with `per_run=True`), updated in place
+              t: int,  # step number, from 1
+              lr: Tensor | float,  # [R, 1] learning rate per run, or one for all
+              *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              per_run: bool = False,  # one second moment per run (mean of grad^2 over the row) instead of per coordinate
+             ) -> None:
+    "One Adam step, in place: per coordinate (Kingma & Ba, arXiv:1412.6980) or with a per-run second moment."
+    b1, b2 = betas
+    # m <- b1 m + (1 - b1) g
+    m.lerp_(grad, 1 - b1)
+    # v <- b2 v + (1 - b2) g^2   (per run: the mean of g^2 over the row)
+    g2 = (grad * grad).mean(-1, keepdim=True) if per_run else grad * grad
+    v.mul_(b2).add_(g2, alpha=1 - b2)
+    # theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
+    denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
+    theta.sub_(lr / (1 - b1 ** t) * m / denom)
 
 # %% ../nbs/00_core.ipynb #86bf69f6
 def get_device(device: str | torch.device | None = None,  # explicit choice ("cpu", "cuda:1", ...); None picks automatically

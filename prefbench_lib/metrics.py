@@ -6,17 +6,20 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import check_in_interval, check_mask, check_positive, check_same_shape, check_tensor, upcast
-from .losses import LossOutput
+from .core import (adam_step, check_in_interval, check_int, check_mask, check_positive, check_same_shape,
+                                check_tensor, get_device, upcast)
+from .losses import LOSSES, LossOutput, get_loss
 
 # %% auto #0
 __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_accuracy', 'list_ranking_accuracy',
-           'idealized_ranking_accuracy', 'dpo_flip_threshold']
+           'idealized_ranking_accuracy', 'dpo_flip_threshold', 'PairProblem', 'pair_problem', 'PairRun', 'train_pairs']
 
 # %% ../nbs/07_margins.ipynb #c22675ea
 def implicit_rewards(policy_logps: Tensor,  # [B] s_theta(y)
@@ -111,3 +114,131 @@ def dpo_flip_threshold(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
     c = upcast(ref_rejected_logps) - upcast(ref_chosen_logps)
     # threshold = -log sigma(beta c)
     return -F.logsigmoid(beta * c)
+
+# %% ../nbs/07_margins.ipynb #22af8f75
+class PairProblem(NamedTuple):
+    "Preference pairs over K candidates per prompt whose true rewards, and so true preference probabilities, are known."
+    rewards: Tensor  # [n, K] true rewards r*(x, y)
+    ref_logits: Tensor  # [n, K] z_ref, where a policy starts
+    ref_logps: Tensor  # [n, K] log pi_ref = log_softmax(z_ref)
+    prompt: Tensor  # [P] prompt index of each pair (P = n m)
+    chosen: Tensor  # [P] candidate index of y_w
+    rejected: Tensor  # [P] candidate index of y_l
+    alpha: Tensor  # [P] true probability that y_w is preferred, sigma(r*_w - r*_l)
+
+def pair_problem(n_prompts: int = 4000,  # n
+                 K: int = 8,  # candidates per prompt
+                 *, pairs_per_prompt: int = 1,  # m distinct labelled pairs per prompt, at most K (K - 1) / 2
+                 reward_scale: float = 3.0,  # s, the spread of the true rewards
+                 ref_signal: float = 2.0,  # a, how much the reference follows r*
+                 ref_noise: float = 10.0,  # b, how much it does not
+                 seed: int = 0,  # seeds a generator of its own (the global RNG is untouched)
+                 device: str | torch.device | None = None,  # None: `get_device()`
+                ) -> PairProblem:
+    "True rewards, a reference over the candidates, and m Bradley-Terry-labelled pairs per prompt."
+    n, K, m = check_int("n_prompts", n_prompts, 1), check_int("K", K, 2), check_int("pairs_per_prompt", pairs_per_prompt, 1)
+    if m > K * (K - 1) // 2: raise ValueError(f"pairs_per_prompt must be <= K (K - 1) / 2 = {K * (K - 1) // 2}, got pairs_per_prompt={m}")
+    for k, v in (("reward_scale", reward_scale), ("ref_noise", ref_noise)): check_positive(k, v)
+    if not (isinstance(ref_signal, (int, float)) and math.isfinite(ref_signal)): raise ValueError(f"ref_signal must be a finite number, got ref_signal={ref_signal!r}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    r = torch.randn(n, K, generator=g, dtype=torch.float64) * reward_scale
+    # z_ref = a r* + b eps
+    z = ref_signal * r + ref_noise * torch.randn(n, K, generator=g, dtype=torch.float64)
+    # m distinct unordered pairs per prompt: the first m of a random permutation of the K (K - 1) / 2 pairs
+    ia, ib = torch.triu_indices(K, K, 1)
+    pick = torch.rand(n, len(ia), generator=g).argsort(1)[:, :m].reshape(-1)
+    x = torch.arange(n).repeat_interleave(m)
+    a, b = ia[pick], ib[pick]
+    # the rater prefers a with probability sigma(r*_a - r*_b)
+    a_wins = torch.rand(n * m, generator=g, dtype=torch.float64) < torch.sigmoid(r[x, a] - r[x, b])
+    w, l = torch.where(a_wins, a, b), torch.where(a_wins, b, a)
+    dev = get_device(device)
+    f = lambda t: t.to(device=dev, dtype=torch.float32)
+    return PairProblem(f(r), f(z), f(torch.log_softmax(z, 1)), x.to(dev), w.to(dev), l.to(dev), f(torch.sigmoid(r[x, w] - r[x, l])))
+
+# %% ../nbs/07_margins.ipynb #28b990f5
+class PairRun(NamedTuple):
+    "What `train_pairs` returns."
+    history: pd.DataFrame  # one row per (run, recorded step)
+    logps: Tensor  # [R, n, K] log pi_theta of every run at its last step
+
+def _pair_runs(runs) -> list[tuple[str, str, dict]]:
+    "(label, loss name, hyperparameters) per run, from a name, or a list of names and (name, hyperparameters) pairs."
+    out = []
+    for r in [runs] if isinstance(runs, (str, tuple)) else list(runs):
+        name, hp = (r, {}) if isinstance(r, str) else r if isinstance(r, tuple) and len(r) == 2 else (None, None)
+        if not isinstance(hp, dict): raise ValueError(f"runs must hold loss names or (name, hyperparameters) pairs, got {r!r}")
+        get_loss(name)  # a ValueError listing the known names
+        out.append((name + ("(" + ", ".join(f"{k}={v}" for k, v in hp.items()) + ")" if hp else ""), name, dict(hp)))
+    if not out: raise ValueError("runs must name at least one loss, got an empty list")
+    labels = [o[0] for o in out]
+    if len(set(labels)) < len(labels): raise ValueError(f"runs must be distinct, got {labels}")
+    return out
+
+# %% ../nbs/07_margins.ipynb #6f5095f9
+def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, pb: PairProblem, mis: Tensor, p_star: Tensor) -> dict:
+    "One run's row at one step (see the table above)."
+    p = lp.exp()
+    margins = reward_margins(out)
+    return dict(loss_value=out.losses.mean().item(), chosen_reward=out.chosen_rewards.nanmean().item(),
+                rejected_reward=out.rejected_rewards.nanmean().item(), margin=margins.nanmean().item(),
+                reward_accuracy=reward_accuracy(out) if not bool(margins.isnan().all()) else math.nan,
+                ranking_accuracy=ranking_accuracy(lw, ll), chosen_logp=lw.mean().item(), rejected_logp=ll.mean().item(),
+                flipped=(lw >= ll)[mis].float().mean().item() if bool(mis.any()) else math.nan,
+                # KL(pi || pi_ref) = sum_y pi (log pi - log pi_ref)
+                kl=(p * (lp - pb.ref_logps)).sum(1).mean().item(),
+                # E_{y ~ pi, y' ~ pi_ref} P*(y > y')
+                win_rate=torch.einsum("ni,nij,nj->n", p, p_star, pb.ref_logps.exp()).mean().item())
+
+def train_pairs(problem: PairProblem,
+                runs: str | Sequence[str | tuple[str, dict]] = "sigmoid",  # loss names in LOSSES, or (name, hyperparameters) pairs
+                *, beta: float = 0.1,  # beta of every loss
+                steps: int = 3000,  # gradient steps
+                lr: float = 2.0,  # learning rate eta
+                optimizer: str = "sgd",  # "sgd", or "normalized" (Adam with one second moment per run)
+                every: int = 10,  # record every `every` steps, and the last
+                stop_loss: float | None = None,  # a run records and stops once its mean loss is <= stop_loss
+               ) -> PairRun:
+    "Train one tabular policy per run on the pairs of `problem`; the metrics of every run every `every` steps."
+    if not isinstance(problem, PairProblem): raise ValueError(f"problem must be a PairProblem (see pair_problem), got {type(problem).__name__}")
+    specs = _pair_runs(runs)
+    check_positive("beta", beta); check_positive("lr", lr)
+    steps, every = check_int("steps", steps, 0), check_int("every", every, 1)
+    if optimizer not in ("sgd", "normalized"): raise ValueError(f"optimizer must be 'sgd' or 'normalized', got optimizer={optimizer!r}")
+    if stop_loss is not None and not (isinstance(stop_loss, (int, float)) and math.isfinite(stop_loss)):
+        raise ValueError(f"stop_loss must be None or a finite number, got stop_loss={stop_loss!r}")
+    pb, R = problem, len(specs)
+    x, w, l = pb.prompt, pb.chosen, pb.rejected
+    ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]
+    ones = torch.ones_like(ref_w)  # one "token" per completion: the length-normalised losses see |y| = 1
+    mis = ref_w < ref_l  # the pairs the reference ranks the wrong way round
+    p_star = torch.sigmoid(pb.rewards[:, :, None] - pb.rewards[:, None, :])  # P*(y > y') [n, K, K]
+    theta = pb.ref_logits.expand(R, -1, -1).clone()
+    m, v = torch.zeros(R, theta[0].numel(), device=theta.device), torch.zeros(R, 1, device=theta.device)
+    active, rows = [True] * R, []
+    for t in range(steps + 1):
+        theta.requires_grad_(True)
+        lp = torch.log_softmax(theta, -1)  # [R, n, K]
+        lw, ll = lp[:, x, w], lp[:, x, l]  # [R, P]
+        outs = [get_loss(name)(lw[j], ll[j], ref_w, ref_l, beta=beta, chosen_lengths=ones, rejected_lengths=ones, **hp)
+                for j, (_, name, hp) in enumerate(specs)]
+        with torch.no_grad():
+            for j, (label, name, _) in enumerate(specs):
+                if not active[j]: continue
+                stop = stop_loss is not None and outs[j].losses.mean().item() <= stop_loss
+                if stop or t % every == 0 or t == steps:
+                    rows.append(dict(run=label, loss=name, step=t, **_pair_metrics(outs[j], lp[j], lw[j], ll[j], pb, mis, p_star)))
+                active[j] = not stop
+        if t == steps or not any(active): break
+        (grad,) = torch.autograd.grad(sum(o.losses.sum() for o in outs), theta)
+        theta = theta.detach()
+        lr_r = lr * torch.tensor(active, dtype=theta.dtype, device=theta.device)[:, None]  # a stopped run stays where it is
+        # theta <- theta - eta grad  (sgd), or Adam's step with one second moment per run
+        if optimizer == "sgd": theta.sub_(lr_r[:, :, None] * grad)
+        else: adam_step(theta.view(R, -1), grad.view(R, -1), m, v, t + 1, lr_r, per_run=True)
+    hist = pd.DataFrame(rows)
+    hist["run"] = pd.Categorical(hist["run"], categories=[s[0] for s in specs])
+    hist = hist.sort_values(["run", "step"], ignore_index=True)
+    hist.attrs["config"] = dict(runs=[[s[1], s[2]] for s in specs], beta=beta, steps=steps, lr=lr, optimizer=optimizer,
+                                every=every, stop_loss=stop_loss, n_prompts=pb.rewards.shape[0], K=pb.rewards.shape[1], pairs=len(x))
+    return PairRun(hist, torch.log_softmax(theta.detach(), -1))

@@ -17,11 +17,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import check_positive, get_device, value_checks
+from .core import adam_step, check_int, check_positive, get_device, value_checks
 from .losses import LOSSES, get_loss
 
 # %% auto #0
-__all__ = ['ALGORITHMS', 'reference_distribution', 'bin_reward', 'algorithm_family', 'adam_step', 'TabularPolicy', 'MLPPolicy',
+__all__ = ['ALGORITHMS', 'reference_distribution', 'bin_reward', 'algorithm_family', 'TabularPolicy', 'MLPPolicy',
            'batch_gradient', 'run_bandit', 'fit_unimodal', 'kl_frontier']
 
 # %% ../nbs/03_toy_bandit.ipynb #f2af3ef7
@@ -75,27 +75,6 @@ def algorithm_family(name: str,  # "sft", "rwr", "sft_push_down", "reinforce", "
     if name.endswith("_no_neg") and name[: -len("_no_neg")] in LOSSES: return "pair", name[: -len("_no_neg")], False
     raise ValueError(f"unknown algorithm name={name!r}; known: {', '.join(ALGORITHMS)}, any name in LOSSES "
                      f"({', '.join(sorted(LOSSES))}), or a LOSSES name + '_no_neg'")
-
-# %% ../nbs/03_toy_bandit.ipynb #924c8f4c
-def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
-              grad: Tensor,  # [R, P]
-              m: Tensor,  # [R, P] first moment, updated in place
-              v: Tensor,  # [R, P] second moment (or [R, 1] with `per_run=True`), updated in place
-              t: int,  # step number, from 1
-              lr: Tensor | float,  # [R, 1] learning rate per run, or one for all
-              *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-              per_run: bool = False,  # one second moment per run (mean of grad^2 over the row) instead of per coordinate
-             ) -> None:
-    "One Adam step, in place: per coordinate (Kingma & Ba, arXiv:1412.6980) or with a per-run second moment."
-    b1, b2 = betas
-    # m <- b1 m + (1 - b1) g
-    m.lerp_(grad, 1 - b1)
-    # v <- b2 v + (1 - b2) g^2   (per run: the mean of g^2 over the row)
-    g2 = (grad * grad).mean(-1, keepdim=True) if per_run else grad * grad
-    v.mul_(b2).add_(g2, alpha=1 - b2)
-    # theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
-    denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
-    theta.sub_(lr / (1 - b1 ** t) * m / denom)
 
 # %% ../nbs/03_toy_bandit.ipynb #95843f99
 class TabularPolicy:
@@ -281,11 +260,6 @@ def _as_list(name: str, x) -> list:
     if len(set(map(str, out))) != len(out): raise ValueError(f"{name} has duplicates: {name}={x!r}")
     return out
 
-def _int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
-    return int(value)
-
 def _choice(name: str, value, options: tuple) -> str:
     if value not in options: raise ValueError(f"{name} must be one of {', '.join(options)}; got {name}={value!r}")
     return value
@@ -343,18 +317,18 @@ def run_bandit(algorithms: str | Sequence[str] = "sigmoid",  # names `algorithm_
     "Train every (algorithm, regime, reward peak, seed) on the bandit at once; a tidy frame of the metrics per step."
     algs = [str(a) if isinstance(a, np.str_) else a for a in _as_list("algorithms", algorithms)]
     for a in algs: algorithm_family(a)
-    K, T, N = _int("K", K, 2), _int("steps", steps, 1), _int("n_samples", n_samples, 2)
+    K, T, N = check_int("K", K, 2), check_int("steps", steps, 1), check_int("n_samples", n_samples, 2)
     centers = _as_list("reward_center", reward_center)
     for c in centers: bin_reward(K, c, reward_width)  # checks 0 <= c < K and w > 0
     centers = [float(c) for c in centers]
     regimes = [_choice("regime", g, _REGIMES) for g in _as_list("regime", regime)]
-    seed_list = list(range(_int("seeds", seeds, 1))) if not isinstance(seeds, (list, tuple)) else _as_list("seeds", seeds)
-    for s in seed_list: _int("seeds", s, 0)
+    seed_list = list(range(check_int("seeds", seeds, 1))) if not isinstance(seeds, (list, tuple)) else _as_list("seeds", seeds)
+    for s in seed_list: check_int("seeds", s, 0)
     lrs, betas = _per_algorithm("lr", lr, algs), _per_algorithm("beta", beta, algs)
     for name, val, opts in (("policy", policy, _POLICIES), ("optimizer", optimizer, _OPTIMIZERS), ("pairs", pairs, _PAIRS)):
         _choice(name, val, opts)
-    reuse, dataset_size = _int("reuse", reuse, 1), _int("dataset_size", dataset_size, N)
-    hidden, context_dim = _int("hidden", hidden, 1), _int("context_dim", context_dim, 1)
+    reuse, dataset_size = check_int("reuse", reuse, 1), check_int("dataset_size", dataset_size, N)
+    hidden, context_dim = check_int("hidden", hidden, 1), check_int("context_dim", context_dim, 1)
     check_positive("rwr_temperature", rwr_temperature); check_positive("clip", clip)
     for name, val in (("push_down", push_down), ("kl_coef", kl_coef)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val >= 0): raise ValueError(f"{name} must be >= 0, got {name}={val!r}")
@@ -519,7 +493,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins
     def q_of():
         # log q(a) = -(a - mu)^2 / (2 sigma^2) - log Z
         return torch.log_softmax(-((a - mu) / log_s.exp()) ** 2 / 2, -1)
-    for _ in range(_int("steps", steps, 1)):
+    for _ in range(check_int("steps", steps, 1)):
         log_q = q_of()
         # forward: sum p (log p - log q); reverse: sum q (log q - log p)
         loss = (p * (log_p - log_q)).sum() if divergence == "forward" else (log_q.exp() * (log_q - log_p)).sum()
