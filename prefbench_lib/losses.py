@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import re
 from typing import Callable, NamedTuple
 
 import pandas as pd
+from fastcore.docments import docments
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -24,7 +26,7 @@ __all__ = ['LOSSES', 'EXAMPLE_HPARAMS', 'LossOutput', 'get_loss', 'Pair', 'pairw
            'sppo_hard_loss', 'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss',
            'aot_loss', 'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss',
            'kto_kl_ref_point', 'kto_loss', 'RunningMean', 'bco_loss', 'lcpo_weights', 'lcpo_estimate_noise',
-           'curriculum_pairs', 'gradient_weight']
+           'curriculum_pairs', 'gradient_weight', 'Hyperparameter', 'loss_hyperparameters']
 
 # %% ../nbs/01_losses.ipynb #58e1d013
 class LossOutput(NamedTuple):
@@ -290,7 +292,7 @@ def aot_unpaired_loss(pair: Pair, *, beta: float,
 # %% ../nbs/01_losses.ipynb #3fcc330f
 @pairwise("discopop")
 def discopop_loss(pair: Pair, *, beta: float,
-                  tau: float = 0.05,  # temperature of the blend m = sigma(z / tau)
+                  tau: float = 0.05,  # temperature tau in (0, inf) of the blend m = sigma(z / tau)
                  ) -> Tensor:
     "DiscoPOP: a logistic/exponential blend gated by sigma(beta Delta / tau), computed without 0 * inf."
     check_positive("tau", tau)
@@ -320,9 +322,10 @@ def simpo_loss(pair: Pair, *, beta: float,
 
 @pairwise("orpo")
 def orpo_loss(pair: Pair, *, beta: float,
-              lambda_: float = 0.1,  # lambda, weight of the odds-ratio term (TRL's ORPO `beta`)
+              lambda_: float = 0.1,  # lambda in [0, inf), weight of the odds-ratio term (TRL's ORPO `beta`)
              ) -> tuple[Tensor, Tensor, Tensor]:
     "ORPO: chosen NLL plus lambda times the log-sigmoid odds-ratio term, on average log-probs."
+    check_in_interval("lambda_", lambda_, 0.0, math.inf, closed="left")
     a_c, a_r = pair.avg_c, pair.avg_r
     if bool(torch.maximum(a_c.max(), a_r.max()) > 0):  # one combined check on both sides
         k, a = ("policy_chosen_logps", a_c) if bool(a_c.max() > 0) else ("policy_rejected_logps", a_r)
@@ -472,3 +475,30 @@ EXAMPLE_HPARAMS: dict[str, dict] = {
     "cdpo": dict(label_smoothing=0.1), "robust": dict(label_smoothing=0.1), "rdpo": dict(label_smoothing=0.1),
     "soft_dpo": dict(p=0.7), "aot": dict(label_smoothing=0.1), "aot_unpaired": dict(label_smoothing=0.1),
     "bco_pair": dict(reward_shift=0.2), "exo_pair": dict(label_smoothing=0.05), "sigmoid_attenuated": dict(gamma=0.5)}
+
+# %% ../nbs/01_losses.ipynb #dc8e2bc5
+class Hyperparameter(NamedTuple):
+    "One hyperparameter of a loss, as its signature and docment give it."
+    name: str
+    default: object  # the signature's default (None: the loss picks, as SimPO's gamma)
+    low: float | None  # the range's ends, from an "in [a, b]" in the docment; None where unbounded
+    high: float | None
+    closed: str  # which ends belong to the range: "both", "left", "right" or "neither" (as `check_in_interval`)
+    doc: str  # the docment
+
+_RANGE = re.compile(r"\bin ([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])")
+
+def loss_hyperparameters(name: str,  # a name in LOSSES
+                        ) -> list[Hyperparameter]:  # in signature order
+    "The hyperparameters of loss `name` (its keyword-only arguments besides beta and the lengths), with their documented ranges."
+    fn = get_loss(name)
+    docs = docments(fn.__wrapped__, full=True)
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is not p.KEYWORD_ONLY or p.name in ("beta", "chosen_lengths", "rejected_lengths"): continue
+        doc = docs[p.name]["docment"] or ""
+        m = _RANGE.search(doc)
+        low, high = (float(m[2]), float(m[3])) if m else (None, None)
+        closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[m[1] + m[4]] if m else "neither"
+        out.append(Hyperparameter(p.name, p.default, None if low == -math.inf else low, None if high == math.inf else high, closed, doc))
+    return out
