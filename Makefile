@@ -1,5 +1,5 @@
 # Two entry points for a fresh clone (see README):
-#   make start  - install everything into .venv and start prefbench
+#   make start  - install everything into .venv and serve the dashboards (prefbench dashboard)
 #   make test   - install everything into .venv and run every notebook and test
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,10 +9,10 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?= -n auto
 
-.PHONY: start test install execute readme
+.PHONY: start test install lab execute readme
 
 start: install
-	$(BIN)/prefbench info
+	$(BIN)/prefbench dashboard
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -25,9 +25,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)"
 	touch $@
 
-# Re-execute every notebook in place (the docs show the stored outputs), then clean them.
+# JupyterLab on the notebooks.
+lab: install
+	$(BIN)/jupyter lab nbs/
+
+# Re-execute every notebook in place (the docs show the stored outputs), then clean them. 11_dashboards is kept
+# without outputs: they are live Panel apps (megabytes of JavaScript) that only a running kernel can show; its page
+# shows screenshots instead (tools/screenshots.py). Widget state is not stored either.
 execute: install
-	$(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace nbs/[!_]*.ipynb
+	$(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace --NotebookClient.store_widget_state=False \
+		$(filter-out nbs/11_dashboards.ipynb,$(wildcard nbs/[!_]*.ipynb))
 	$(BIN)/nbdev-clean
 
 # Regenerate README.md from nbs/index.ipynb and its outputs (no Quarto needed).

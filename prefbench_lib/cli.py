@@ -36,6 +36,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
         for k, v in d.items(): print(f"{k:<{width}}  {v}")
     return 0
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from prefbench_lib import dashboards  # imports panel and torch: only when asked
+    try:
+        port = args.port or dashboards._free_port(args.address)
+        dashboards.websocket_origins(args.address, port, args.allow_websocket_origin)  # refuse a bad setting before serving
+        host = f"[{args.address}]" if ":" in args.address else args.address
+        print(f"prefbench dashboards: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+        dashboards.serve(port, args.address, show=args.show, allow_websocket_origin=args.allow_websocket_origin, threads=args.threads)
+    except ValueError as e:
+        print(f"prefbench dashboard: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. the port is taken
+        print(f"prefbench dashboard: error: cannot serve on {args.address}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt: pass
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     "The `prefbench` argument parser; later features add subcommands here."
     p = argparse.ArgumentParser(prog="prefbench",
@@ -45,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     pi = sub.add_parser("info", help="print versions, the device found and the data directory")
     pi.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     pi.set_defaults(func=_cmd_info)
+    pd = sub.add_parser("dashboard", help="serve the Panel dashboards (reward margins, mode seeking, Nash dynamics) on this machine")
+    pd.add_argument("--port", type=int, default=5006, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    pd.add_argument("--address", default="127.0.0.1",
+                    help="interface to bind (default: %(default)s, this machine only); any other needs --allow-websocket-origin")
+    pd.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
+                    help="an origin allowed to connect besides loopback (repeat for several; '*' is refused)")
+    pd.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab (default: no)")
+    pd.add_argument("--threads", type=int, default=4, help="worker threads, so one long computation does not block other sessions")
+    pd.set_defaults(func=_cmd_dashboard)
     return p
 
 def main(argv: list[str] | None = None,  # arguments without the program name; None reads sys.argv

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .core import (adam_step, check_in_interval, check_int, check_mask, check_positive, check_same_shape,
                                 check_tensor, get_device, upcast)
-from .losses import LOSSES, LossOutput, get_loss
+from .losses import LossOutput, get_loss
 
 # %% auto #0
 __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_accuracy', 'list_ranking_accuracy',

@@ -1,0 +1,49 @@
+"""Take the screenshots of the served dashboards that the docs and the README show (nbs/images/dashboard_<page>.png).
+
+Starts `prefbench dashboard` on a free loopback port, opens each page in Debian's Chromium through Playwright,
+waits for every Plotly figure to draw, and saves a screenshot. Run it after changing what a dashboard shows:
+
+    .venv/bin/python tools/screenshots.py
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "nbs" / "images"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def main(width: int = 1400, height: int = 1000) -> None:
+    from playwright.sync_api import sync_playwright
+    from prefbench_lib.dashboards import PAGES, _free_port
+    port = _free_port("127.0.0.1")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("prefbench")), "dashboard", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"(http://\S+/)", proc.stdout.readline()).group(1)
+        OUT.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": width, "height": height})
+            for slug in PAGES:
+                for attempt in range(60):  # the server may still be starting
+                    try: page.goto(url + slug); break
+                    except Exception: page.wait_for_timeout(1000)
+                n = len(PAGES[slug].dashboard.EXPLORER.FIGURES)
+                page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
+                page.wait_for_timeout(1500)  # let Plotly finish its transitions
+                path = OUT / f"dashboard_{slug}.png"
+                page.screenshot(path=path)
+                print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
