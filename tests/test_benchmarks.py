@@ -34,3 +34,8 @@ def test_toy_benchmark_runs_and_its_loop_matches_run_bandit():
     assert "tolerance 1e-4: passed" in out
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"speedup_vs_loop=[0-9.]+ sweep_s=[0-9.]+ single_run_s=[0-9.]+", last), last
+
+
+def test_dashboards_benchmark_runs():
+    last = run("benchmarks/dashboards.py", "--quick", "--no-browser").strip().splitlines()[-1]
+    assert re.fullmatch(r"max_update_ms=[0-9]+ max_first_render_ms=nan", last), last
