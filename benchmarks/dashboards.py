@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -60,12 +61,12 @@ def first_render_times() -> dict:
     out = {}
     try:
         url = re.search(r"(http://\S+/)", proc.stdout.readline()).group(1)
+        for _ in range(240):  # until the server, which warms its caches first, answers
+            try: urllib.request.urlopen(url, timeout=60).close(); break
+            except OSError: time.sleep(0.5)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            for _ in range(120):  # until the server (warming its caches) answers
-                try: page = browser.new_page(); page.goto(url); page.close(); break
-                except Exception: time.sleep(0.5)
             for slug in D.PAGES:
                 n = len(D.PAGES[slug].dashboard.EXPLORER.FIGURES)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -30,11 +30,11 @@ from .toy import ALGORITHMS as TOY_BUILTINS, bin_reward, kl_frontier, reference_
 from .widgets import distinct_losses, hparam_range, loss_frame
 
 # %% auto #0
-__all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'DASH', 'REFERENCES',
-           'PAGES', 'LOOPBACK', 'hyperparameter_class', 'hyperparameter_values', 'colors', 'Rendered', 'Explorer',
-           'loss_curves', 'RunCache', 'MarginsExplorer', 'figure', 'grid', 'axes', 'ModeSeekingExplorer', 'band',
-           'reference_policy', 'NashExplorer', 'Dashboard', 'MarginsDashboard', 'ModeSeekingDashboard', 'NashDashboard',
-           'Page', 'page', 'index_page', 'websocket_origins', 'serve']
+__all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS', 'DASH',
+           'REFERENCES', 'PAGES', 'LOOPBACK', 'hyperparameter_class', 'hyperparameter_values', 'colors', 'Rendered',
+           'Explorer', 'loss_curves', 'RunCache', 'MarginsExplorer', 'figure', 'grid', 'axes', 'ModeSeekingExplorer',
+           'band', 'reference_policy', 'NashExplorer', 'Dashboard', 'MarginsDashboard', 'ModeSeekingDashboard',
+           'NashDashboard', 'Page', 'page', 'index_page', 'websocket_origins', 'serve']
 
 # %% ../nbs/11_dashboards.ipynb #e876b7a3
 def hyperparameter_class(loss: str,  # a name in LOSSES
@@ -273,19 +273,26 @@ def training_figure(self: MarginsExplorer) -> go.Figure:
     "The training panels for the current settings."
     return _training_figure(self.training_frame(), self.reference_lines(), self.beta)
 
-# %% ../nbs/11_dashboards.ipynb #b1f1dfb6
+# %% ../nbs/11_dashboards.ipynb #b00ead94
 TOY_NAMES: list[str] = list(TOY_BUILTINS) + LOSS_NAMES + [f"{n}_no_neg" for n in LOSS_NAMES]  # every toy algorithm
 
-@pn.cache(max_items=256)
-def _bandit_run(algorithm: str, reward_center: int, regimes: tuple, steps: int, seeds: int, lr: float, beta: float):
-    "One algorithm on the bandit, both regimes and every seed in one batched call (cached per algorithm)."
-    df = run_bandit(algorithm, reward_center=float(reward_center), regime=list(regimes), steps=steps, seeds=seeds, lr=lr, beta=beta,
-                    record_policy=True, progress=False)
-    pi = [c for c in df.columns if c.startswith("pi_")]
-    final = df[df.step == steps].reset_index(drop=True)
-    return df.drop(columns=pi), final
+def _bandit_runs(keys: list[tuple]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    "(metrics over steps, final policies) for keys (algorithm, reward_center, regimes, steps, seeds, lr, beta); one run_bandit call per setting."
+    out = {}
+    for setting in dict.fromkeys(k[1:] for k in keys):
+        reward_center, regimes, steps, seeds, lr, beta = setting
+        algs = [k[0] for k in keys if k[1:] == setting]
+        df = run_bandit(algs, reward_center=float(reward_center), regime=list(regimes), steps=steps, seeds=seeds, lr=lr, beta=beta,
+                        record_policy=True, progress=False)
+        pi = [c for c in df.columns if c.startswith("pi_")]
+        for a in algs:
+            d = df[df.algorithm == a]
+            out[(a, *setting)] = (d.drop(columns=pi).reset_index(drop=True), d[d.step == steps].reset_index(drop=True))
+    return [out[k] for k in keys]
 
-# %% ../nbs/11_dashboards.ipynb #8b606f88
+BANDIT_RUNS = RunCache(_bandit_runs)  # every mode-seeking dashboard of this process shares it
+
+# %% ../nbs/11_dashboards.ipynb #a32877b9
 class ModeSeekingExplorer(Explorer):
     "The mode-seeking dashboard's state: algorithms on the toy bandit, offline and on-policy, against the reward-KL frontier."
     algorithms = param.ListSelector(default=["sft", "sigmoid", "ppo"], objects=TOY_NAMES, label="algorithms", doc="algorithms (a LOSSES name is that pairwise loss on the batch's best and worst samples; _no_neg drops its negative gradient)")
@@ -301,8 +308,8 @@ class ModeSeekingExplorer(Explorer):
     def runs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         "The metrics frame of every run over steps, and the final policies (columns pi_0..pi_99), for the chosen algorithms."
         if not self.regimes: raise ValueError("regimes must hold at least one of 'on_policy', 'offline', got regimes=[]")
-        out = [_bandit_run(a, self.reward_center, tuple(self.regimes), self.steps, self.seeds, self.lr, self.beta) for a in self.algorithms]
-        if not out: raise ValueError("algorithms must hold at least one algorithm, got algorithms=[]")
+        if not self.algorithms: raise ValueError("algorithms must hold at least one algorithm, got algorithms=[]")
+        out = BANDIT_RUNS.get([(a, self.reward_center, tuple(self.regimes), self.steps, self.seeds, self.lr, self.beta) for a in self.algorithms])
         return pd.concat([o[0] for o in out], ignore_index=True), pd.concat([o[1] for o in out], ignore_index=True)
 
 # %% ../nbs/11_dashboards.ipynb #be11760d
