@@ -27,18 +27,11 @@ def info() -> dict:
             **{pkg: _version(pkg) for pkg in ("torch", "transformers", "panel")},
             "device": str(get_device()), "data_dir": str(data_dir())}
 
-# %% ../nbs/90_cli.ipynb #2310af7a
-def _cmd_info(args: argparse.Namespace) -> int:
-    d = info()
-    if args.json: print(json.dumps(d))
-    else:
-        width = max(map(len, d))
-        for k, v in d.items(): print(f"{k:<{width}}  {v}")
-    return 0
-
+# %% ../nbs/90_cli.ipynb #8b3c2ee1
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from prefbench_lib import dashboards  # imports panel and torch: only when asked
     try:
+        if not 0 <= args.port <= 65535: raise ValueError(f"port must be in [0, 65535], got port={args.port}")
         port = args.port or dashboards._free_port(args.address)
         dashboards.websocket_origins(args.address, port, args.allow_websocket_origin)  # refuse a bad setting before serving
         host = f"[{args.address}]" if ":" in args.address else args.address
@@ -51,6 +44,15 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"prefbench dashboard: error: cannot serve on {args.address}:{args.port}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt: pass
+    return 0
+
+# %% ../nbs/90_cli.ipynb #2310af7a
+def _cmd_info(args: argparse.Namespace) -> int:
+    d = info()
+    if args.json: print(json.dumps(d))
+    else:
+        width = max(map(len, d))
+        for k, v in d.items(): print(f"{k:<{width}}  {v}")
     return 0
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from .widgets import distinct_losses, hparam_range, loss_frame
 # %% auto #0
 __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS', 'DASH',
            'REFERENCES', 'PAGES', 'LOOPBACK', 'hyperparameter_class', 'hyperparameter_values', 'colors', 'Rendered',
-           'Explorer', 'loss_curves', 'RunCache', 'MarginsExplorer', 'figure', 'grid', 'axes', 'ModeSeekingExplorer',
+           'Explorer', 'loss_curves', 'RunCache', 'MarginsExplorer', 'figure', 'axes', 'grid', 'ModeSeekingExplorer',
            'band', 'reference_policy', 'NashExplorer', 'Dashboard', 'MarginsDashboard', 'ModeSeekingDashboard',
            'NashDashboard', 'Page', 'page', 'index_page', 'websocket_origins', 'serve']
 
@@ -148,7 +148,7 @@ def _train_runs(keys: list[tuple]) -> list[pd.DataFrame]:
 
 PAIR_RUNS = RunCache(_train_runs)  # every margins dashboard of this process shares it
 
-# %% ../nbs/11_dashboards.ipynb #59b9d695
+# %% ../nbs/11_dashboards.ipynb #e8d11185
 class MarginsExplorer(Explorer):
     "The reward-margins dashboard's state: the chosen losses, beta and their hyperparameters, and a run on the pair problem."
     losses = param.ListSelector(default=["sigmoid", "ipo", "simpo"], objects=LOSS_NAMES, label="losses", doc="losses to compare")
@@ -185,13 +185,14 @@ class MarginsExplorer(Explorer):
         if not keys: raise ValueError("losses must hold at least one loss, got losses=[]")
         return pd.concat(PAIR_RUNS.get(keys), ignore_index=True)
 
-    def reference_lines(self) -> dict[str, float]:
-        "The ranking accuracy of the reference, and the idealized one (the population DPO optimum at this beta)."
-        pb = _pair_problem(self.n_prompts, self.pairs_per_prompt, self.seed)
-        x, w, l = pb.prompt, pb.chosen, pb.rejected
-        ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]
-        return {"reference": (ref_w >= ref_l).float().mean().item(),
-                "idealized": idealized_ranking_accuracy(ref_w, ref_l, pb.alpha, beta=self.beta)}
+# %% ../nbs/11_dashboards.ipynb #d2198500
+@patch
+def reference_lines(self: MarginsExplorer) -> dict[str, float]:
+    "The ranking accuracy of the reference, and the idealized one (the population DPO optimum at this beta)."
+    pb = _pair_problem(self.n_prompts, self.pairs_per_prompt, self.seed)
+    ref_w, ref_l = pb.ref_logps[pb.prompt, pb.chosen], pb.ref_logps[pb.prompt, pb.rejected]
+    return {"reference": (ref_w >= ref_l).float().mean().item(),
+            "idealized": idealized_ranking_accuracy(ref_w, ref_l, pb.alpha, beta=self.beta)}
 
 # %% ../nbs/11_dashboards.ipynb #8fe192e6
 _WHITE = pio.templates["plotly_white"].to_plotly_json()["layout"]
@@ -207,7 +208,13 @@ def figure(data: list[dict],  # traces as plain dicts (type, x, y, ...)
     "A Figure built from plain dicts: Plotly validates the whole figure once, several times faster than trace by trace."
     return go.Figure({"data": data, "layout": {**LAYOUT, **layout}})
 
-# %% ../nbs/11_dashboards.ipynb #70d3d602
+# %% ../nbs/11_dashboards.ipynb #4b66c32c
+def axes(row: int, col: int, cols: int) -> dict:
+    "The xaxis/yaxis references of subplot (row, col), counted from 1."
+    i = (row - 1) * cols + col
+    return {"xaxis": "x" if i == 1 else f"x{i}", "yaxis": "y" if i == 1 else f"y{i}"}
+
+# %% ../nbs/11_dashboards.ipynb #3970c04a
 @functools.lru_cache(maxsize=32)
 def _grid_layout(rows: int, cols: int, titles: tuple[str, ...], **kw) -> dict:
     "The layout (axes domains, subplot titles) of a rows x cols grid, from make_subplots; copy it before changing it."
@@ -218,11 +225,6 @@ def _grid_layout(rows: int, cols: int, titles: tuple[str, ...], **kw) -> dict:
 def grid(rows: int, cols: int, titles: tuple[str, ...], **kw) -> dict:
     "A fresh copy of the grid's layout."
     return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), **kw))
-
-def axes(row: int, col: int, cols: int) -> dict:
-    "The xaxis/yaxis references of subplot (row, col), counted from 1."
-    i = (row - 1) * cols + col
-    return {"xaxis": "x" if i == 1 else f"x{i}", "yaxis": "y" if i == 1 else f"y{i}"}
 
 # %% ../nbs/11_dashboards.ipynb #26eb73d1
 def _shapes_figure(shapes: pd.DataFrame, beta: float, per_loss: bool = True) -> go.Figure:
@@ -505,7 +507,7 @@ def gaps_figure(self: NashExplorer) -> go.Figure:
     return figure(data, dict(title={"text": "Duality gap: last iterate —, average ┄"}, height=420, xaxis={"title": {"text": "step"}},
                              yaxis={"title": {"text": "duality gap"}, "type": "log"}))
 
-# %% ../nbs/11_dashboards.ipynb #41a086f3
+# %% ../nbs/11_dashboards.ipynb #13bddb3c
 class Dashboard(pn.viewable.Viewer):
     "The presentation of an explorer: its controls, one Plotly pane per panel, and an alert for invalid settings."
     EXPLORER: type[Explorer] = Explorer  # the state class a dashboard shows
@@ -533,28 +535,6 @@ class Dashboard(pn.viewable.Viewer):
 
     def _changed(self, *events) -> None: self._refresh(self.explorer.affected({e.name for e in events}))
 
-    def _refresh(self, names: list[str]) -> None:
-        "Recompute the named panels; only the newest request for a panel updates it (a burst of changes: the last wins)."
-        if not names: return
-        with self._lock:
-            mine = {k: self._version[k] + 1 for k in names}
-            self._version.update(mine)
-        for k in names: self.panes[k].loading = True
-        try: out = self.explorer.render(names)
-        except Exception:  # a bug, not a bad setting (render turns those into messages): no pane may stay "loading"
-            for k in names: self.panes[k].loading = False
-            raise
-        with self._lock:
-            newest = [k for k in names if self._version[k] == mine[k]]
-            for k in newest:
-                if k in out.errors: self._errors[k] = out.errors[k]
-                else: self._errors.pop(k, None)
-            error = Rendered({}, dict(self._errors)).error
-        for k in newest:
-            if k in out.figures: self.panes[k].object = out.figures[k]  # an invalid setting keeps the last valid figure
-            self.panes[k].loading = False
-        if newest: self.alert.param.update(object=error or "", visible=bool(error))
-
     def main(self) -> pn.viewable.Viewable:
         "The alert and the panels, row by row."
         rows = self.explorer.ROWS or [[k] for k in self.panes]
@@ -563,6 +543,30 @@ class Dashboard(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(pn.Column(self.controls, width=320), self.main(), sizing_mode="stretch_width")
+
+# %% ../nbs/11_dashboards.ipynb #57eb2265
+@patch
+def _refresh(self: Dashboard, names: list[str]) -> None:
+    "Recompute the named panels; only the newest request for a panel updates it (a burst of changes: the last wins)."
+    if not names: return
+    with self._lock:
+        mine = {k: self._version[k] + 1 for k in names}
+        self._version.update(mine)
+    for k in names: self.panes[k].loading = True
+    try: out = self.explorer.render(names)
+    except Exception:  # a bug, not a bad setting (render turns those into messages): no pane may stay "loading"
+        for k in names: self.panes[k].loading = False
+        raise
+    with self._lock:
+        newest = [k for k in names if self._version[k] == mine[k]]
+        for k in newest:
+            if k in out.errors: self._errors[k] = out.errors[k]
+            else: self._errors.pop(k, None)
+        error = Rendered({}, dict(self._errors)).error
+    for k in newest:
+        if k in out.figures: self.panes[k].object = out.figures[k]  # an invalid setting keeps the last valid figure
+        self.panes[k].loading = False
+    if newest: self.alert.param.update(object=error or "", visible=bool(error))
 
 # %% ../nbs/11_dashboards.ipynb #3af5e6ac
 def _hyperparameter_widgets(obj: param.Parameterized) -> dict:

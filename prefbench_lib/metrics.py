@@ -190,6 +190,7 @@ def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, pb: PairP
                 # E_{y ~ pi, y' ~ pi_ref} P*(y > y')
                 win_rate=torch.einsum("ni,nij,nj->n", p, p_star, pb.ref_logps.exp()).mean().item())
 
+# %% ../nbs/07_margins.ipynb #af127383
 def train_pairs(problem: PairProblem,
                 runs: str | Sequence[str | tuple[str, dict]] = "sigmoid",  # loss names in LOSSES, or (name, hyperparameters) pairs
                 *, beta: float = 0.1,  # beta of every loss
