@@ -9,6 +9,8 @@ import json
 import math
 import os
 import random
+from collections.abc import Collection
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,10 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_in_interval', 'check_int', 'value_checks_enabled',
-           'value_checks', 'check_mask', 'upcast', 'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps',
-           'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame']
+__all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
+           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'scored_mask',
+           'completion_lengths', 'token_logps', 'sequence_logps', 'adam_step', 'get_device', 'seed_everything',
+           'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -66,14 +69,35 @@ def check_positive(name: str,  # argument name, e.g. "beta"
         raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
     return value
 
+# %% ../nbs/00_core.ipynb #0d9ad921
+def check_int(name: str,  # argument name, e.g. "steps"
+              value: int,  # must be an integer (Python or NumPy, not bool) >= low
+              low: int = 0,  # the smallest allowed value
+             ) -> int:  # `value` as a Python int
+    "Raise `ValueError` naming `name` unless `value` is an integer >= `low`."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    return int(value)
+
+# %% ../nbs/00_core.ipynb #68071940
+def check_choice(name: str,  # argument name, e.g. "regime"
+                 value,  # must equal one of `options`
+                 options: Collection,  # the allowed values: a tuple, a set, or a dict (its keys)
+                ):  # `value`, unchanged
+    "Raise `ValueError` naming `name` and listing `options` unless `value` is one of them."
+    try: ok = value in options
+    except (TypeError, ValueError, RuntimeError): ok = False  # unhashable (a list against a set), or an array compared entrywise
+    if not ok: raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {name}={value!r}")
+    return value
+
+# %% ../nbs/00_core.ipynb #ab82e384
 def check_in_interval(name: str,  # argument name, e.g. "label_smoothing"
                       value: float | Tensor,  # number or tensor whose every entry must lie in the interval
                       low: float, high: float,  # interval ends
                       *, closed: str = "both",  # which ends belong to it: "both", "left", "right" or "neither"
                      ) -> float | Tensor:  # `value`, unchanged
     "Raise `ValueError` naming `name` unless every entry of `value` lies in the interval from `low` to `high`."
-    if closed not in ("both", "left", "right", "neither"):
-        raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got closed={closed!r}")
+    check_choice("closed", closed, ("both", "left", "right", "neither"))
     def inside(t):  # works on Python numbers and on tensors; NaN fails both comparisons
         return (t >= low if closed in ("both", "left") else t > low) & (t <= high if closed in ("both", "right") else t < high)
     if isinstance(value, bool): raise ValueError(f"{name} must be a number, got {name}={value!r}")
@@ -87,27 +111,60 @@ def check_in_interval(name: str,  # argument name, e.g. "label_smoothing"
         raise ValueError(f"{name} must be in {brackets}, got {shown}")
     return value
 
-def check_int(name: str,  # argument name, e.g. "steps"
-              value: int,  # must be an integer (Python or NumPy, not bool) >= low
-              low: int = 0,  # the smallest allowed value
-             ) -> int:  # `value` as a Python int
-    "Raise `ValueError` naming `name` unless `value` is an integer >= `low`."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
-    return int(value)
+# %% ../nbs/00_core.ipynb #e35411e9
+def check_distribution(name: str,  # argument name, e.g. "ref"
+                       p: Tensor,  # [K] or [B, K]
+                       K: int,  # number of actions it must cover
+                       *, positive: bool = True,  # require every entry > 0 (else >= 0)
+                       atol: float = 1e-6,  # tolerance on the sum
+                      ) -> Tensor:  # `p`, unchanged
+    "Raise `ValueError` naming `name` unless `p` is a (batch of) probability vectors over K actions."
+    check_tensor(name, p, allow_inf=False)
+    if not p.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor, got dtype {p.dtype}")
+    if p.ndim not in (1, 2) or p.shape[-1] != K:
+        raise ValueError(f"{name} must have shape [K] or [B, K] with K = {K}, got shape {tuple(p.shape)}")
+    bad = (p <= 0) if positive else (p < 0)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} everywhere, "
+                         f"got {name}[{', '.join(map(str, idx))}] = {float(p[idx]):.6g}")
+    total = p.sum(-1)
+    if bool(((total - 1).abs() > atol).any()):
+        worst = total.flatten()[(total - 1).abs().flatten().argmax()]
+        raise ValueError(f"{name} must sum to 1 (within {atol:g}), got a sum of {float(worst):.10g}")
+    return p
+
+# %% ../nbs/00_core.ipynb #9b6f214f
+def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
+       log_q: Tensor,  # [..., K] log q, broadcastable against log_p
+       dim: int = -1,  # the dimension that holds the K categories
+      ) -> Tensor:  # [...] KL(p || q) >= 0; +inf where some p(a) > 0 = q(a)
+    "KL(p || q) of categorical distributions given as log-probabilities, with 0 log 0 = 0."
+    p = log_p.exp()
+    on = p > 0  # the terms with p(a) = 0 are 0 (and so is their gradient), whatever q(a) is
+    # KL(p || q) = sum_a p(a) (log p(a) - log q(a))
+    return torch.where(on, p * (torch.where(on, log_p, 0.0) - torch.where(on, log_q, 0.0)), 0.0).sum(dim)
 
 # %% ../nbs/00_core.ipynb #301e3abf
-_VALUE_CHECKS = [True]
+_VALUE_CHECKS: ContextVar[bool] = ContextVar("prefbench_value_checks", default=True)  # the switch, per thread / task
+_VALUE_CHECK_TOKENS: ContextVar[tuple] = ContextVar("prefbench_value_check_tokens", default=())  # one token per open `with`
 
 def value_checks_enabled() -> bool:
-    "Whether data-dependent checks (NaN in inputs) run; see `value_checks`."
-    return _VALUE_CHECKS[-1]
+    "Whether data-dependent checks (NaN in inputs) run in this thread or task; see `value_checks`."
+    return _VALUE_CHECKS.get()
 
 class value_checks:
-    "Context manager turning the data-dependent input checks on or off: `with value_checks(False): ...`."
-    def __init__(self, enabled: bool): self.enabled = bool(enabled)
-    def __enter__(self): _VALUE_CHECKS.append(self.enabled); return self
-    def __exit__(self, *exc): _VALUE_CHECKS.pop()
+    "Context manager turning the data-dependent input checks on or off in this thread or task: `with value_checks(False): ...`."
+    def __init__(self, enabled: bool,  # False: skip the NaN scans until the block ends
+                ): self.enabled = bool(enabled)
+    # the tokens that undo each `set` live in the context, not on the object: one object can be re-entered, or shared by threads
+    def __enter__(self):
+        _VALUE_CHECK_TOKENS.set(_VALUE_CHECK_TOKENS.get() + (_VALUE_CHECKS.set(self.enabled),))
+        return self
+    def __exit__(self, *exc):
+        *rest, token = _VALUE_CHECK_TOKENS.get()
+        _VALUE_CHECK_TOKENS.set(tuple(rest))
+        _VALUE_CHECKS.reset(token)
 
 # %% ../nbs/00_core.ipynb #ac593237
 def check_mask(name: str,  # argument name, used in the error message
@@ -273,7 +330,11 @@ def save_frame(frame: "pd.DataFrame",  # a tidy result frame
     "Write a result frame as parquet and its config as JSON next to it (parent directories are created)."
     path = Path(path)
     if path.suffix != ".parquet": raise ValueError(f"path must end in .parquet, got path={str(path)!r}")
-    config = frame.attrs.get("config", {}) if config is None else config
+    if config is None:
+        if "config" not in frame.attrs:  # e.g. lost in pd.concat of frames with different configs: never write {}
+            raise ValueError("the frame has no config in frame.attrs['config'] (pd.concat drops it when the inputs' configs "
+                             "differ): pass config= what produced it")
+        config = frame.attrs["config"]
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     path.with_suffix(".json").write_text(json.dumps(config, indent=2, default=str))

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .core import check_int, kl
 from .nash import bt_preferences, check_preference_matrix, gpm_preferences, mixture_preferences
 
 # %% auto #0
@@ -29,8 +30,12 @@ def pairwise_cross_entropy(Q: Tensor,  # [K, K] predicted P(i beats j)
 def excess_loss(Q: Tensor,  # [K, K] predicted
                 P: Tensor,  # [K, K] true
                ) -> Tensor:  # scalar >= 0: average KL(P_ij || Q_ij) over pairs
-    "Cross-entropy of Q minus that of P itself: the part of the loss the model could remove."
-    return pairwise_cross_entropy(Q, P) - pairwise_cross_entropy(P, P)
+    "Cross-entropy of Q minus that of P itself, the part of the loss the model could remove: the mean KL between the pairs' outcome distributions."
+    off = ~torch.eye(P.shape[-1], dtype=torch.bool, device=P.device)
+    p, q = P[off], Q[off].clamp(1e-300, 1 - 1e-16)  # Q clamped as in pairwise_cross_entropy
+    outcomes = lambda x: torch.stack([x.log(), torch.log1p(-x)], -1)  # log of (x, 1 - x): i wins, j wins
+    # (1 / K(K-1)) sum_{i != j} KL(Bernoulli(P_ij) || Bernoulli(Q_ij))
+    return kl(outcomes(p), outcomes(q)).mean()
 
 # %% ../nbs/06_intransitive.ipynb #d758da10
 class Fit(NamedTuple):
@@ -70,7 +75,8 @@ def fit_gpm(P: Tensor,  # [K, K]
            ) -> Fit:  # params = (embeddings [K, dim],)
     "Best general-preference-model (GPM) fit with `dim`-dimensional embeddings."
     check_preference_matrix(P)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2: raise ValueError(f"dim must be an even integer >= 2, got dim={dim!r}")
+    if check_int("dim", dim, 2) % 2: raise ValueError(f"dim must be an even integer >= 2, got dim={dim!r}")
+    check_int("restarts", restarts, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):
@@ -88,7 +94,7 @@ def fit_bt_mixture(P: Tensor,  # [K, K]
                   ) -> Fit:  # params = (scores [G, K], weights [G])
     "Best fit of a mixture of G Bradley-Terry groups, without group labels."
     check_preference_matrix(P)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1: raise ValueError(f"groups must be an integer >= 1, got groups={groups!r}")
+    check_int("groups", groups, 1); check_int("restarts", restarts, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):

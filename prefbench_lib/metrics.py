@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (adam_step, check_in_interval, check_int, check_mask, check_positive, check_same_shape,
-                                check_tensor, get_device, upcast)
+                                check_tensor, get_device, kl, upcast)
 from .losses import LossOutput, get_loss
 
 # %% auto #0
@@ -186,7 +186,7 @@ def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, pb: PairP
                 ranking_accuracy=ranking_accuracy(lw, ll), chosen_logp=lw.mean().item(), rejected_logp=ll.mean().item(),
                 flipped=(lw >= ll)[mis].float().mean().item() if bool(mis.any()) else math.nan,
                 # KL(pi || pi_ref) = sum_y pi (log pi - log pi_ref)
-                kl=(p * (lp - pb.ref_logps)).sum(1).mean().item(),
+                kl=kl(lp, pb.ref_logps).mean().item(),
                 # E_{y ~ pi, y' ~ pi_ref} P*(y > y')
                 win_rate=torch.einsum("ni,nij,nj->n", p, p_star, pb.ref_logps.exp()).mean().item())
 

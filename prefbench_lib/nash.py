@@ -15,14 +15,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .core import check_in_interval, check_positive, check_tensor, save_frame
+from .core import check_distribution, check_in_interval, check_int, check_positive, check_tensor, kl, save_frame
+_all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash import check_distribution` keeps working
 
 # %% auto #0
-__all__ = ['GAMES', 'ALGORITHMS', 'check_preference_matrix', 'check_distribution', 'bt_preferences', 'mixture_preferences',
+__all__ = ['GAMES', 'ALGORITHMS', 'ARGUMENT_ERRORS', 'check_preference_matrix', 'bt_preferences', 'mixture_preferences',
            'gpm_scores', 'gpm_preferences', 'preference_matrix', 'win_rates', 'best_response', 'duality_gap',
            'regularized_nash', 'nash_equilibrium', 'Game', 'algorithm', 'omd_step', 'nash_md_step', 'egpo_step',
            'optimistic_step', 'hedge_step', 'spo_step', 'mnpo_step', 'sampled_win_rates', 'Trajectory', 'run_dynamics',
-           'online_ipo_eta']
+           'online_ipo_eta', 'check_distribution']
 
 # %% ../nbs/05_nash.ipynb #a6055c51
 def check_preference_matrix(P: Tensor,  # [K, K] or [B, K, K]: P[i, j] = probability that action i beats action j
@@ -43,28 +44,6 @@ def check_preference_matrix(P: Tensor,  # [K, K] or [B, K, K]: P[i, j] = probabi
         raise ValueError(f"{name} must satisfy {name} + {name}^T = 1 (within {atol:g}), got "
                          f"{fmt(idx)} + {fmt(swap)} = {float(P[idx] + P[swap]):.6g}")
     return P
-
-def check_distribution(name: str,  # argument name, e.g. "ref"
-                       p: Tensor,  # [K] or [B, K]
-                       K: int,  # number of actions it must cover
-                       *, positive: bool = True,  # require every entry > 0 (else >= 0)
-                       atol: float = 1e-6,  # tolerance on the sum
-                      ) -> Tensor:  # `p`, unchanged
-    "Raise `ValueError` naming `name` unless `p` is a (batch of) probability vectors over K actions."
-    check_tensor(name, p, allow_inf=False)
-    if not p.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor, got dtype {p.dtype}")
-    if p.ndim not in (1, 2) or p.shape[-1] != K:
-        raise ValueError(f"{name} must have shape [K] or [B, K] with K = {K}, got shape {tuple(p.shape)}")
-    bad = (p <= 0) if positive else (p < 0)
-    if bool(bad.any()):
-        idx = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} everywhere, "
-                         f"got {name}[{', '.join(map(str, idx))}] = {float(p[idx]):.6g}")
-    total = p.sum(-1)
-    if bool(((total - 1).abs() > atol).any()):
-        worst = total.flatten()[(total - 1).abs().flatten().argmax()]
-        raise ValueError(f"{name} must sum to 1 (within {atol:g}), got a sum of {float(worst):.10g}")
-    return p
 
 # %% ../nbs/05_nash.ipynb #1f0bf88f
 def bt_preferences(scores: Tensor,  # [..., K] Bradley-Terry scores s_i
@@ -108,7 +87,7 @@ def preference_matrix(kind: str,  # one of GAMES
                      ) -> Tensor:  # [K, K], P + P^T = 1, diagonal 1/2
     "A preference matrix of the given kind."
     if kind not in GAMES: raise ValueError(f"unknown kind={kind!r}; known: {', '.join(GAMES)}")
-    if isinstance(K, bool) or not isinstance(K, int) or K < 2: raise ValueError(f"K must be an integer >= 2, got K={K!r}")
+    K = check_int("K", K, 2)
     g = torch.Generator().manual_seed(0 if seed is None else seed)
     randn = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)
     take = lambda key, default: torch.as_tensor(kw.pop(key), dtype=torch.float64) if key in kw else default
@@ -188,9 +167,9 @@ def _gap_from_win_rates(v: Tensor, pi: Tensor, log_ref: Tensor, beta: Tensor) ->
     m = v.amax(-1, keepdim=True)
     lse = m + safe * torch.logsumexp(log_ref + (v - m) / safe, -1, keepdim=True)
     # KL(pi || ref) = sum_i pi_i (log pi_i - log ref_i), with 0 log 0 = 0
-    kl = (torch.xlogy(pi, pi) - pi * log_ref).sum(-1, keepdim=True)
+    kl_ref = kl(pi.log(), log_ref)[..., None]
     # DG = 2 LSE_beta(P pi) + 2 beta KL(pi || ref) - 1;  at beta = 0: 2 max_i (P pi)_i - 1
-    gap = torch.where(b > 0, 2 * lse + 2 * b * kl - 1, 2 * v.amax(-1, keepdim=True) - 1)
+    gap = torch.where(b > 0, 2 * lse + 2 * b * kl_ref - 1, 2 * v.amax(-1, keepdim=True) - 1)
     return gap.squeeze(-1)
 
 def duality_gap(pi: Tensor,  # [..., K] policy
@@ -538,7 +517,7 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
     "Run a Nash-learning algorithm on a (batch of) preference games; policies and duality gaps at every step."
     check_preference_matrix(P)
     if algorithm not in ALGORITHMS: raise ValueError(f"unknown algorithm={algorithm!r}; known: {', '.join(ALGORITHMS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0: raise ValueError(f"steps must be an integer >= 0, got steps={steps!r}")
+    steps = check_int("steps", steps, 0)
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ValueError(f"samples must be None or an integer >= 1, got samples={samples!r}")
     K, dev, dt = P.shape[-1], P.device, P.dtype
@@ -580,6 +559,40 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
     config = dict(algorithm=algorithm, eta=e.tolist(), beta=b.tolist(), steps=steps, samples=samples, seed=seed, K=K,
                   batch=B if batched else None, lambdas=None if lam is None else lam.tolist())
     return Trajectory(pol, Pb, log_ref, beta_b, config, batched)
+
+# %% ../nbs/05_nash.ipynb #d5c3eca9
+_GAME = torch.tensor([[0.5, 0.2, 0.7], [0.8, 0.5, 0.4], [0.3, 0.6, 0.5]], dtype=torch.float64)  # a valid 3-action game
+_NOT_A_GAME = torch.tensor([[0.5, 0.8], [0.3, 0.5]], dtype=torch.float64)  # P + P^T != 1
+_UNIFORM = torch.full((3,), 1 / 3, dtype=torch.float64)
+def _f64(*v: float) -> Tensor: return torch.tensor(v, dtype=torch.float64)
+
+ARGUMENT_ERRORS: list[tuple[str, dict, str]] = [  # bad calls and the error each one gets: (function, keyword arguments, part of the message)
+    ("run_dynamics", dict(P=_NOT_A_GAME, algorithm="omd"), "P must satisfy P + P^T = 1 (within 1e-06), got P[0, 1] + P[1, 0] = 1.1"),
+    ("run_dynamics", dict(P=3 * _NOT_A_GAME, algorithm="omd"), "P must be in [0.0, 1.0], got an entry of P equal to 1.5"),
+    ("nash_equilibrium", dict(P=_NOT_A_GAME), "P must satisfy"),
+    ("regularized_nash", dict(P=_NOT_A_GAME, beta=0.1), "P must satisfy"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", ref=_f64(0.5, 0.5, 0.0)), "ref must be > 0 everywhere, got ref[2] = 0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", ref=_f64(0.5, 0.5, 0.5)), "ref must sum to 1"),
+    ("duality_gap", dict(pi=_UNIFORM, P=_GAME, ref=_f64(0.1, 0.2, 0.3), beta=0.1), "ref must sum to 1"),
+    ("duality_gap", dict(pi=_f64(0.5, 0.5, 0.5), P=_GAME), "pi must sum to 1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=-0.1), "beta must be in [0.0, inf), got beta=-0.1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=_f64(0.1, -1.0)), "got an entry of beta equal to -1"),
+    ("duality_gap", dict(pi=_UNIFORM, P=_GAME, ref=_UNIFORM, beta=-1.0), "beta must be in [0.0, inf)"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=0.0), "eta must be a finite number > 0, got eta=0.0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=-1.0), "eta must be a finite number > 0, got eta=-1.0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=_f64(0.1, 0.0)), "eta must be in (0.0, inf), got an entry of eta equal to 0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="sgd"), "unknown algorithm='sgd'"),
+    ("run_dynamics", dict(P=_GAME, algorithm="hedge", beta=0.1), "beta must be 0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", steps=-1), "steps must be an integer >= 0, got steps=-1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", samples=0), "samples must be None or an integer >= 1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="mnpo", lambdas=[0.5, 0.6]), "lambdas must sum to 1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", lambdas=[1.0]), "lambdas is only used by algorithm='mnpo'"),
+    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", eta=torch.ones(3)), "disagree on the batch size: [2, 3]"),
+    ("regularized_nash", dict(P=_GAME, ref=_UNIFORM, beta=0.0), "beta must be > 0"),
+    ("nash_equilibrium", dict(P=_GAME, method="simplex"), "method must be 'ipm' or 'scipy'"),
+    ("preference_matrix", dict(kind="tournament", K=4), "unknown kind='tournament'"),
+    ("preference_matrix", dict(kind="bt", K=1), "K must be an integer >= 2, got K=1"),
+]
 
 # %% ../nbs/05_nash.ipynb #d3556230
 def online_ipo_eta(lr: float,  # SGD learning rate on the online IPO loss (tabular logits, pairs uniform over the K actions)

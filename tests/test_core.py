@@ -1,9 +1,12 @@
 """Property and memory tests for prefbench_lib.core that do not fit in the notebook."""
+import math
+
 import torch
 from hypothesis import given, settings, strategies as st
 from torch.profiler import ProfilerActivity, profile
 
-from prefbench_lib.core import completion_lengths, sequence_logps, token_logps
+from prefbench_lib.core import completion_lengths, kl, sequence_logps, token_logps
+from scipy.special import rel_entr
 
 
 def naive_token_logps(logits, labels, mask):
@@ -68,3 +71,26 @@ def test_no_full_log_softmax_copy():
     assert _largest_allocation(lambda: torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:, None])) >= full
     # ours stays within one [T, V] block, i.e. a 1/B fraction of the logits
     assert _largest_allocation(lambda: token_logps(logits, labels, mask)) <= T * V * logits.element_size()
+
+
+@st.composite
+def distribution_pairs(draw):
+    "Two probability vectors over K actions, each with some exact zeros (never all)."
+    K = draw(st.integers(1, 9))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    def one(zero_rate):
+        w = torch.rand(K, generator=g, dtype=torch.float64) ** 3 * (torch.rand(K, generator=g) >= zero_rate)
+        if w.sum() == 0: w[torch.randint(0, K, (1,), generator=g)] = 1.0
+        return w / w.sum()
+    return one(draw(st.sampled_from([0.0, 0.3, 0.7]))), one(draw(st.sampled_from([0.0, 0.3, 0.7])))
+
+
+@settings(max_examples=150, deadline=None)
+@given(distribution_pairs())
+def test_kl_matches_scipy_rel_entr(pq):
+    "KL(p || q) from log-probabilities against SciPy's elementwise p log(p / q): 0 log 0 = 0, and +inf where p > 0 = q."
+    p, q = pq
+    want = float(rel_entr(p.numpy(), q.numpy()).sum())
+    got = float(kl(p.log(), q.log()))
+    if math.isinf(want): assert got == math.inf
+    else: assert abs(got - want) <= 1e-12 * max(1.0, abs(want)), (got, want)
