@@ -42,7 +42,7 @@ def loop_run(alg, regime, center, seed, *, steps, dev, K=100, N=10, lr=0.05, bet
     n_batches = dataset_size // N
     u_data, u_run = _uniforms([seed], n_batches, steps, N)  # the offline dataset's uniforms, then one row per step
     data = _sample(ref.cumsum(0), u_data[0].to(dev))  # [n_batches, N] offline dataset, drawn from pi_ref
-    u_run = u_run[0].to(dev)
+    u_run = u_run[0][:, 0].to(dev)  # [steps, N]: the single context's row of each step
     pairwise = alg not in ("sft", "sft_push_down", "rwr", "reinforce", "ppo")
     pair_loss = get_loss(alg.removesuffix("_no_neg")) if pairwise else None
     ones = torch.ones(1, device=dev)
@@ -102,7 +102,7 @@ def compare(frame, runs, results, steps, N=10, dataset_size=1000):
         first, margin = steps, float("nan")
         if regime == "on_policy":
             cdf = torch.tensor(g[pis].to_numpy()[:-1], dtype=torch.float32).cumsum(-1)  # [steps, K]
-            u = _uniforms([seed], dataset_size // N, steps, N)[1][0]  # [steps, N]
+            u = _uniforms([seed], dataset_size // N, steps, N)[1][0][:, 0]  # [steps, N]: the single context
             differ = (_sample(cdf, u) != batches).any(-1).nonzero()
             if len(differ):
                 first = int(differ[0])

@@ -26,8 +26,8 @@ from . import nash
 from .core import check_int
 from .losses import loss_hyperparameters
 from .metrics import idealized_ranking_accuracy, pair_problem, train_pairs
-from .toy import ALGORITHMS as TOY_BUILTINS, bin_reward, kl_frontier, reference_distribution, run_bandit
-from .widgets import distinct_losses, hparam_range, loss_frame
+from .toy import bin_reward, kl_frontier, reference_distribution, run_bandit
+from .widgets import distinct_losses, hparam_range, loss_frame, toy_algorithms
 
 # %% auto #0
 __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS', 'DASH',
@@ -276,7 +276,7 @@ def training_figure(self: MarginsExplorer) -> go.Figure:
     return _training_figure(self.training_frame(), self.reference_lines(), self.beta)
 
 # %% ../nbs/11_dashboards.ipynb #b00ead94
-TOY_NAMES: list[str] = list(TOY_BUILTINS) + LOSS_NAMES + [f"{n}_no_neg" for n in LOSS_NAMES]  # every toy algorithm
+TOY_NAMES: list[str] = toy_algorithms(no_neg=True)  # every toy rule (aliases once), and each pairwise one without its negative gradient
 
 def _bandit_runs(keys: list[tuple]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     "(metrics over steps, final policies) for keys (algorithm, reward_center, regimes, steps, seeds, lr, beta); one run_bandit call per setting."
@@ -297,7 +297,7 @@ BANDIT_RUNS = RunCache(_bandit_runs)  # every mode-seeking dashboard of this pro
 # %% ../nbs/11_dashboards.ipynb #a32877b9
 class ModeSeekingExplorer(Explorer):
     "The mode-seeking dashboard's state: algorithms on the toy bandit, offline and on-policy, against the reward-KL frontier."
-    algorithms = param.ListSelector(default=["sft", "sigmoid", "ppo"], objects=TOY_NAMES, label="algorithms", doc="algorithms (a LOSSES name is that pairwise loss on the batch's best and worst samples; _no_neg drops its negative gradient)")
+    algorithms = param.ListSelector(default=["sft", "sigmoid", "ppo"], objects=TOY_NAMES, label="algorithms", doc="algorithms (a pairwise rule, a LOSSES name or rpo, is that loss on the batch's best and worst samples; _no_neg drops its negative gradient)")
     reward_center = param.Integer(70, bounds=(0, 99), label="reward peak (bin)", doc="the bin of the reward's peak: 70 sits where the reference has little mass, 20 near its mode")
     regimes = param.ListSelector(default=["on_policy", "offline"], objects=["on_policy", "offline"], label="regimes", doc="on-policy samples from the current policy; offline from the reference, once")
     steps = param.Integer(200, bounds=(20, 2000), label="steps", doc="gradient steps")

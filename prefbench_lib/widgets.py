@@ -19,11 +19,11 @@ from plotly.subplots import make_subplots
 
 from .core import check_int, check_positive
 from .losses import LOSSES, Hyperparameter, get_loss, gradient_weight, loss_hyperparameters
-from .toy import ALGORITHMS, bin_reward, reference_distribution, run_bandit
+from .toy import RULES, bin_reward, reference_distribution, run_bandit
 
 # %% auto #0
 __all__ = ['distinct_losses', 'hparam_range', 'hyperparameter_controls', 'loss_frame', 'loss_figure', 'loss_explorer',
-           'toy_frame', 'toy_figure', 'toy_run_explorer']
+           'toy_algorithms', 'toy_frame', 'toy_figure', 'toy_run_explorer']
 
 # %% ../nbs/12_widgets.ipynb #b40c3119
 def distinct_losses() -> list[str]:  # the first name of every registered loss, sorted
@@ -149,14 +149,26 @@ def loss_explorer(name: str = "sigmoid",  # the loss shown first, any name in LO
     rebuild()
     return widgets.VBox([loss, b, knobs, out])
 
+# %% ../nbs/12_widgets.ipynb #43ca624b
+def toy_algorithms(no_neg: bool = False,  # also list "<pairwise rule>_no_neg" for every pairwise rule
+                  ) -> list[str]:  # the ml and pg rules in registry order, then the pairwise rules sorted, then their _no_neg twins
+    "One name per rule of `toy.RULES`: an alias (dpo of sigmoid, rdpo of robust) appears once, under its loss's first name."
+    own = [n for n, c in RULES.items() if c.name == n and (n not in LOSSES or get_loss(n).names[0] == n)]
+    pair = sorted(n for n in own if RULES[n].family == "pair")
+    return [n for n in own if RULES[n].family != "pair"] + pair + ([f"{n}_no_neg" for n in pair] if no_neg else [])
+
+def _toy_options() -> list[tuple[str, str]]:
+    "Dropdown options (label, name): each toy rule, a loss's labelled with all its names."
+    return [(" / ".join(get_loss(n).names) if n in LOSSES else n, n) for n in toy_algorithms()]
+
 # %% ../nbs/12_widgets.ipynb #b1a0bb36
-def toy_frame(algorithm: str = "sigmoid",  # a name in ALGORITHMS or LOSSES
+def toy_frame(algorithm: str = "sigmoid",  # a name `toy.get_rule` knows (see `toy_algorithms`)
               *, regime: str = "on_policy",  # "on_policy" or "offline"
               reward_center: int = 70,  # c, the reward's peak bin, in [0, 100)
               steps: int = 200,  # gradient steps
               seeds: int = 3,  # runs, with seeds 0..seeds-1
               lr: float = 0.05,  # learning rate eta
-              beta: float = 0.1,  # beta of the pairwise losses
+              beta: float = 0.1,  # beta of the rules that have one (the pairwise ones)
              ) -> pd.DataFrame:  # `run_bandit`'s frame with pi_0..pi_99: one row per seed and step
     "One small toy-bandit run per seed, with the policy recorded at every step."
     return run_bandit(algorithm, reward_center=reward_center, regime=regime, steps=steps, seeds=seeds, lr=lr, beta=beta,
@@ -194,7 +206,7 @@ def toy_figure(frame: pd.DataFrame,  # from `toy_frame`, or `run_bandit(..., rec
     return fig
 
 # %% ../nbs/12_widgets.ipynb #cfd22354
-def toy_run_explorer(algorithm: str = "sigmoid",  # shown first: a name in ALGORITHMS or LOSSES
+def toy_run_explorer(algorithm: str = "sigmoid",  # shown first: a name in `toy_algorithms()`, or a loss's alias
                      *, regime: str = "on_policy",  # shown first: "on_policy" or "offline"
                      reward_center: int = 70,  # c shown first, in [0, 100)
                      steps: int = 200,  # gradient steps shown first
@@ -203,7 +215,7 @@ def toy_run_explorer(algorithm: str = "sigmoid",  # shown first: a name in ALGOR
                      beta: float = 0.1,  # beta shown first
                     ) -> widgets.VBox:  # children: algorithm, regime, reward_center, steps, lr and beta controls, then the Output
     "One toy-bandit run behind six controls: its expected reward over steps, and its final policy against pi_ref and the reward."
-    options = [(n, n) for n in ALGORITHMS] + _loss_options()
+    options = _toy_options()
     first = get_loss(algorithm).names[0] if algorithm in LOSSES else algorithm
     if first not in [v for _, v in options]:
         raise ValueError(f"algorithm must be one of {', '.join(v for _, v in options)}; got algorithm={algorithm!r}")

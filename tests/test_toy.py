@@ -1,65 +1,92 @@
-"""Properties of prefbench_lib.toy: the update's gradient for every algorithm, reproducibility, reliability."""
+"""Properties of prefbench_lib.toy: every rule's update, reproducibility, the saved config, reliability."""
+import dataclasses
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import prefbench_lib.toy as toy
-from prefbench_lib.losses import LOSSES, get_loss
-from prefbench_lib.toy import ALGORITHMS, batch_gradient, bin_reward, reference_distribution, run_bandit
+from prefbench_lib.core import save_frame
+from prefbench_lib.losses import get_loss
+from prefbench_lib.toy import bin_reward, reference_distribution, run_bandit
 
 REF = reference_distribution()
-PAIRWISE = sorted(n for n in LOSSES if n != "kto")
+PAIRWISE = [n for n, c in toy.RULES.items() if c.family == "pair"]
+NAMES = list(toy.RULES) + [f"{n}_no_neg" for n in PAIRWISE]  # every rule get_rule knows
+# hyperparameters away from their defaults, so that passing them through the rule is exercised
+HP = {"orpo": {"lambda_": 0.3}, "cdpo": {"label_smoothing": 0.2}, "rpo": {"alpha": 0.5}, "ppo": {"kl_coef": 0.2, "clip": 0.1},
+      "sft_push_down": {"push_down": 0.5}, "rwr": {"temperature": 0.3}}
 
 
-@settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(sorted(ALGORITHMS) + PAIRWISE + ["sigmoid_no_neg", "ipo_no_neg"]),
-       seed=st.integers(0, 2**31 - 1), center=st.sampled_from([20.0, 70.0]), N=st.integers(2, 12))
-def test_logit_gradient_is_shift_invariant_and_finite(name, seed, center, N):
-    "Adding a constant to every logit leaves pi unchanged, so every loss's logit gradient sums to 0 in each row."
+def make_rule(name, beta=0.1):
+    "The rule `name` with HP's hyperparameters, and beta where it has one."
+    cls = toy.get_rule(name)
+    hp = {**HP.get(name.removesuffix("_no_neg"), {}), "beta": beta}
+    return cls(**{k: v for k, v in hp.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+def logit_grad(rule, z, actions, reward, log_ref, pairs="best_worst", behaviour_z=None):
+    "dL/dz [R, K] of `rule` on a batch of `actions` [R, N], as run_bandit's update computes it."
+    logp = torch.log_softmax(z, -1)
+    b = toy.make_batch(actions, reward, logp, log_ref, pairs=pairs,
+                       behaviour_logp=None if behaviour_z is None else torch.log_softmax(behaviour_z, -1))
+    return toy.logit_gradient(logp.exp(), b.actions, rule.coefficients(b), logp=logp, log_ref=log_ref, kl_coef=rule.kl_penalty())
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(NAMES), seed=st.integers(0, 2**31 - 1), center=st.sampled_from([20.0, 70.0]), N=st.integers(2, 12),
+       pairs=st.sampled_from(toy.PAIRINGS), stale=st.booleans())
+def test_logit_gradient_is_shift_invariant_and_finite(name, seed, center, N, pairs, stale):
+    "Adding a constant to every logit leaves pi unchanged, so every rule's logit gradient sums to 0 in each row."
     g = torch.Generator().manual_seed(seed)
     z = REF.log() + torch.randn(3, 100, generator=g)
     acts = torch.randint(0, 100, (3, N), generator=g)
-    grad = batch_gradient(name, z, acts, bin_reward(center=center), REF.log(), **_hp(name))
+    old = z + 0.3 * torch.randn(3, 100, generator=g) if stale else None  # a reused batch: drawn by an older policy
+    grad = logit_grad(make_rule(name), z, acts, bin_reward(center=center), REF.log(), pairs, old)
     assert torch.isfinite(grad).all()
     assert grad.sum(-1).abs().max() < 1e-5
 
 
-def _hp(name):
-    return {"lambda_": 0.1} if name == "orpo" else {}
+def positions(N, pairing):
+    "The (chosen, rejected) positions each pairing compares in a batch sorted best first, written out."
+    if pairing == "best_worst": return [(0, N - 1)]
+    if pairing == "nested": return [(i, N - 1 - i) for i in range(N // 2)]
+    return [(i, j) for i in range(N) for j in range(i + 1, N)]
 
 
-@settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(PAIRWISE), seed=st.integers(0, 2**31 - 1), keep_neg=st.booleans())
-def test_pairwise_gradient_matches_finite_differences_of_the_loss(name, seed, keep_neg):
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(PAIRWISE), seed=st.integers(0, 2**31 - 1), keep_neg=st.booleans(), N=st.integers(2, 8),
+       pairs=st.sampled_from(toy.PAIRINGS))
+def test_pairwise_gradient_matches_finite_differences_of_the_loss(name, seed, keep_neg, N, pairs):
     "dL/dz from the batched machinery == a central difference of the loss evaluated directly, in float64."
     g = torch.Generator().manual_seed(seed)
     z = REF.log().double() + 0.5 * torch.randn(100, generator=g, dtype=torch.float64)
     r = bin_reward(center=70.0)
-    acts = torch.randperm(100, generator=g)[:6]
+    acts = torch.randperm(100, generator=g)[:N]
     acts = acts[torch.sort(r[acts], descending=True, stable=True).indices]
-    if r[acts[0]] == r[acts[-1]]: return
-    c, w = int(acts[0]), int(acts[-1])
-    lref = REF.log().double()
-    one = torch.ones(1, dtype=torch.float64)
+    ci, ri = (list(x) for x in zip(*positions(N, pairs)))
+    ac, ar = acts[ci], acts[ri]
+    valid = r[ac] > r[ar]  # a tie carries no preference
+    assume(bool(valid.any()))
+    lref, ones = REF.log().double(), torch.ones(len(ci), dtype=torch.float64)
+    rule = make_rule(name if keep_neg else f"{name}_no_neg")
+    hp = {k: v for k, v in rule.hyperparameters().items() if k not in ("beta", "alpha")}
+    frozen = torch.log_softmax(z, -1).detach()  # without the negative gradient, l_r is held here
 
-    def loss(zz, frozen_rejected):
+    def loss(zz):  # the mean over valid pairs of the loss of each pair
         lp = torch.log_softmax(zz, -1)
-        lr_ = frozen_rejected if frozen_rejected is not None else lp[w]
-        return get_loss(name)(lp[c:c + 1], lr_.reshape(1), lref[c:c + 1], lref[w:w + 1], beta=0.1,
-                              chosen_lengths=one, rejected_lengths=one, **_hp(name)).losses.sum()
+        lc, lr_ = lp[ac], (lp if keep_neg else frozen)[ar]
+        out = get_loss("sigmoid" if name == "rpo" else name)(lc, lr_, lref[ac], lref[ar], beta=0.1, chosen_lengths=ones,
+                                                             rejected_lengths=ones, **hp).losses
+        if name == "rpo": out = out - rule.alpha * lc  # RPO: DPO - alpha l_c
+        return out[valid].mean()
 
-    frozen = None if keep_neg else torch.log_softmax(z, -1)[w].detach()
-    algo = name if keep_neg else f"{name}_no_neg"
-    mine = batch_gradient(algo, z.float()[None], acts[None], r, REF.log(), beta=0.1, **_hp(name))[0].double()
-    v = torch.randn(100, generator=g, dtype=torch.float64)
-    h = 1e-5
-    if not keep_neg:  # the rejected log-prob is held at its current value on both sides of the difference
-        fd = (loss(z + h * v, frozen) - loss(z - h * v, frozen)) / (2 * h)
-    else:
-        fd = (loss(z + h * v, None) - loss(z - h * v, None)) / (2 * h)
+    mine = logit_grad(rule, z.float()[None], acts[None], r, REF.log(), pairs)[0].double()
+    v, h = torch.randn(100, generator=g, dtype=torch.float64), 1e-5
+    fd = (loss(z + h * v) - loss(z - h * v)) / (2 * h)
     assert abs(float(mine @ v) - float(fd)) < 1e-3 * max(1.0, abs(float(fd)))
 
 
@@ -75,42 +102,48 @@ def test_same_call_same_frame_and_runs_do_not_depend_on_their_neighbours():
     assert list(a.drop_duplicates(["algorithm", "regime", "reward_center", "seed"]).seed[:2]) == [4, 9]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(algorithms="nope"), "unknown algorithm name='nope'"),
-    (dict(algorithms=[]), "algorithms must not be empty"),
-    (dict(algorithms=["sft", "sft"]), "algorithms has duplicates"),
-    (dict(steps=0), "steps must be an integer >= 1, got steps=0"),
-    (dict(steps=2.5), "steps must be an integer >= 1"),
-    (dict(seeds=0), "seeds must be an integer >= 1"),
-    (dict(seeds=[1, -2]), "seeds must be an integer >= 0, got seeds=-2"),
-    (dict(reward_center=-0.5), "reward_center must be in [0, K=100)"),
-    (dict(reward_center=150, K=100), "got reward_center=150"),
-    (dict(reward_width=-1), "reward_width must be"),
-    (dict(lr=-1e-3), "lr must be"),
-    (dict(lr=0), "lr must be"),
-    (dict(beta=0), "beta must be"),
-    (dict(regime="online"), "regime must be one of"),
-    (dict(policy="transformer"), "policy must be one of"),
-    (dict(optimizer="lion"), "optimizer must be one of"),
-    (dict(pairs="random"), "pairs must be one of"),
-    (dict(reuse=0), "reuse must be an integer >= 1"),
-    (dict(dataset_size=5), "dataset_size must be an integer >= 10"),
-    (dict(kl_coef=-1), "kl_coef must be >= 0"),
-    (dict(clip=0), "clip must be"),
-    (dict(K=1), "K must be an integer >= 2"),
-    (dict(algorithms="simpo", gamma_ratio=0.5), "unknown keyword argument gamma_ratio=0.5"),
-])
+@pytest.mark.parametrize("kwargs, message", toy.ARGUMENT_ERRORS)  # the one table; 03_toy_bandit runs it too
 def test_bad_arguments_are_refused_by_name(kwargs, message):
     kwargs = {"algorithms": "sft", **kwargs}
-    with pytest.raises(ValueError, match=None) as e:
+    with pytest.raises(ValueError) as e:
         run_bandit(kwargs.pop("algorithms"), **kwargs)
     assert message in str(e.value), str(e.value)
 
 
-def test_loss_hyperparameters_reach_the_loss():
+def test_hyperparameters_reach_the_rule():
     a = run_bandit("simpo", seeds=1, steps=20, gamma_beta_ratio=0.0)
     b = run_bandit("simpo", seeds=1, steps=20, gamma_beta_ratio=2.0)
     assert not np.allclose(a.expected_reward.values, b.expected_reward.values)
+    # the keyword and the per-algorithm dict are one and the same, and the config records the rule's every field
+    c = run_bandit("simpo", seeds=1, steps=20, hyperparameters={"simpo": {"gamma_beta_ratio": 2.0}})
+    np.testing.assert_array_equal(b.expected_reward.values, c.expected_reward.values)
+    assert c.attrs["config"]["hyperparameters"] == {"simpo": {"beta": 0.1, "gamma": None, "gamma_beta_ratio": 2.0}}
+    # a keyword (beta too) goes to every selected rule that has the field, and to no other
+    d = run_bandit(["ppo", "sft", "sigmoid"], seeds=1, steps=20, kl_coef=1.0, beta={"sigmoid": 0.5})
+    assert d.attrs["config"]["hyperparameters"] == {"ppo": {"clip": 0.2, "kl_coef": 1.0}, "sft": {}, "sigmoid": {"beta": 0.5}}
+    e = run_bandit("ppo", seeds=1, steps=20, kl_coef=0.0)
+    assert not np.allclose(d[d.algorithm == "ppo"].kl_reverse.values, e.kl_reverse.values)
+    # PPO's clip acts only on a reused batch (the ratio is 1 on a fresh one)
+    loose, tight = (run_bandit("ppo", seeds=1, steps=20, reuse=4, clip=c).expected_reward.values for c in (10.0, 0.01))
+    assert not np.allclose(loose, tight)
+
+
+@pytest.mark.parametrize("options", [
+    dict(algorithms=["ppo", "simpo", "rpo"], reward_center=[20, 70], regime=["offline", "on_policy"], seeds=[3, 5],
+         lr={"ppo": 0.1, "simpo": 0.02, "rpo": 0.05}, beta=0.3, clip=0.3, gamma_beta_ratio=0.5,
+         hyperparameters={"rpo": {"alpha": 0.5}}, pairs="all_pairs", min_reward_gap=0.05, logp_floor=-16.0, exact_reference=True),
+    dict(algorithms=["sigmoid_no_neg", "rwr"], reward_center=30, K=50, reward_width=5.0, policy="mlp", contexts=3, hidden=8,
+         context_dim=4, optimizer="adam", reuse=2, n_samples=6, dataset_size=60, pairs="nested", temperature=0.5),
+])
+def test_config_round_trips_through_save_frame(tmp_path, options):
+    "The JSON that save_frame writes beside a frame is a BanditConfig that reruns the frame exactly."
+    df = run_bandit(**options, steps=6, device="cpu")
+    path = save_frame(df, tmp_path / "toy" / "run.parquet")
+    cfg = toy.BanditConfig.from_json(path.with_suffix(".json"))
+    assert cfg.to_dict() == df.attrs["config"]
+    assert cfg.rules() == {a: toy.get_rule(a)(**hp) for a, hp in df.attrs["config"]["hyperparameters"].items()}
+    pd.testing.assert_frame_equal(toy.bandit_frame(toy.train(cfg, progress=False), cfg), df)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), df, check_categorical=False)
 
 
 def test_recorded_policies_are_distributions_and_match_the_metrics():
@@ -120,24 +153,35 @@ def test_recorded_policies_are_distributions_and_match_the_metrics():
     np.testing.assert_allclose(pi @ bin_reward().numpy(), df.expected_reward.values, atol=1e-5)
 
 
-def test_an_interrupted_run_returns_the_steps_it_finished(monkeypatch):
-    real, calls = toy._RunSet.coefficients, {"n": 0}
+def interrupt_on_call(monkeypatch, n):
+    "Make SFT's coefficients raise KeyboardInterrupt on their n-th call (one call per step)."
+    real, calls = toy.SFT.coefficients, {"n": 0}
 
     def flaky(self, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 8: raise KeyboardInterrupt
+        if calls["n"] == n: raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(toy._RunSet, "coefficients", flaky)
+    monkeypatch.setattr(toy.SFT, "coefficients", flaky)
+
+
+def test_an_interrupted_run_returns_the_steps_it_finished(monkeypatch):
+    interrupt_on_call(monkeypatch, 8)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         df = run_bandit("sft", seeds=2, steps=50)
     assert sorted(df.step.unique()) == list(range(7)) and any("interrupted at step 7" in str(x.message) for x in w)
 
 
+def test_an_interrupt_before_the_first_step_is_raised(monkeypatch):
+    interrupt_on_call(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):  # nothing to return: the interrupt itself, not an error of the cleanup
+        run_bandit("sft", seeds=2, steps=50)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_gpu_matches_cpu():
     kw = dict(reward_center=[20, 70], seeds=3, steps=50)
-    cpu = run_bandit(["sft", "dpo"], device="cpu", **kw)
-    gpu = run_bandit(["sft", "dpo"], device="cuda", **kw)
+    cpu = run_bandit(["sft", "dpo", "ppo"], device="cpu", **kw)
+    gpu = run_bandit(["sft", "dpo", "ppo"], device="cuda", **kw)
     np.testing.assert_allclose(cpu.expected_reward.values[:10], gpu.expected_reward.values[:10], atol=1e-4)
