@@ -434,6 +434,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'prefbench_lib.toy.fit_unimodal': ('toy_bandit.html#fit_unimodal', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.get_rule': ('toy_bandit.html#get_rule', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.kl_frontier': ('toy_bandit.html#kl_frontier', 'prefbench_lib/toy.py'),
+                                   'prefbench_lib.toy.kl_gradient': ('toy_bandit.html#kl_gradient', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.leave_one_out': ('toy_bandit.html#leave_one_out', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.logit_gradient': ('toy_bandit.html#logit_gradient', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.make_batch': ('toy_bandit.html#make_batch', 'prefbench_lib/toy.py'),
