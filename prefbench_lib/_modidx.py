@@ -426,6 +426,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._runs_and_policy': ('toy_bandit.html#_runs_and_policy', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._sample': ('toy_bandit.html#_sample', 'prefbench_lib/toy.py'),
+                                   'prefbench_lib.toy._train': ('toy_bandit.html#_train', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._uniforms': ('toy_bandit.html#_uniforms', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.bandit_frame': ('toy_bandit.html#bandit_frame', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy.bin_reward': ('toy_bandit.html#bin_reward', 'prefbench_lib/toy.py'),
