@@ -424,6 +424,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._one_thread.__init__': ( 'toy_bandit.html#_one_thread.__init__',
                                                                                'prefbench_lib/toy.py'),
+                                   'prefbench_lib.toy._random_streams': ('toy_bandit.html#_random_streams', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._runs_and_policy': ('toy_bandit.html#_runs_and_policy', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._sample': ('toy_bandit.html#_sample', 'prefbench_lib/toy.py'),
                                    'prefbench_lib.toy._train': ('toy_bandit.html#_train', 'prefbench_lib/toy.py'),
