@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import threading
 from collections.abc import Collection
 from contextvars import ContextVar
 from pathlib import Path
@@ -20,8 +21,8 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
            'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'scored_mask',
-           'completion_lengths', 'token_logps', 'sequence_logps', 'adam_step', 'get_device', 'seed_everything',
-           'data_dir', 'save_frame']
+           'completion_lengths', 'token_logps', 'sequence_logps', 'one_thread', 'machine_busy', 'adam_step',
+           'get_device', 'seed_everything', 'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -270,6 +271,31 @@ def sequence_logps(logits: Tensor,  # [B, T, V] model outputs
     if not average: return s
     # s_bar = s / max(1, sum_{t>=1} m_t): an all-masked row gives 0, not 0/0
     return s / completion_lengths(mask).clamp(min=1).to(s.dtype)
+
+# %% ../nbs/00_core.ipynb #7daba2d9
+_THREADS = dict(lock=threading.Lock(), users=0, saved=0)
+
+class one_thread:
+    "Context manager: run the block on one intra-op thread when `enabled` (restored when the last such block ends)."
+    def __init__(self, enabled: bool = True,  # False: leave the thread count alone
+                ): self.enabled = bool(enabled)
+    def __enter__(self):
+        if not self.enabled: return self
+        with _THREADS["lock"]:
+            if _THREADS["users"] == 0: _THREADS["saved"] = torch.get_num_threads(); torch.set_num_threads(1)
+            _THREADS["users"] += 1
+        return self
+    def __exit__(self, *exc):
+        if not self.enabled: return
+        with _THREADS["lock"]:
+            _THREADS["users"] -= 1
+            if _THREADS["users"] == 0: torch.set_num_threads(_THREADS["saved"])
+
+# %% ../nbs/00_core.ipynb #790b2836
+def machine_busy() -> bool:
+    "Whether the 1-minute load average already fills all but half a core (False where the OS does not say)."
+    try: return os.getloadavg()[0] >= (os.cpu_count() or 1) - 0.5
+    except (OSError, AttributeError): return False
 
 # %% ../nbs/00_core.ipynb #924c8f4c
 def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
