@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .core import check_distribution, check_in_interval, check_int, check_positive, check_tensor, kl, save_frame
+from .core import (check_distribution, check_in_interval, check_int, check_positive, check_tensor, kl, machine_busy,
+                                one_thread, save_frame)
 _all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash import check_distribution` keeps working
 
 # %% auto #0
@@ -196,13 +197,47 @@ def _fixed_point_residual(x: Tensor, A: Tensor, log_ref: Tensor, beta: Tensor) -
     F = x - log_ref - win_rates(pi, A) / beta[:, None]
     return F, F.amax(-1) - F.amin(-1)
 
+# %% ../nbs/05_nash.ipynb #280546c8
+def _newton(x: Tensor,  # [B, K] starting logits
+            A: Tensor, log_ref: Tensor, beta: Tensor,  # [B, K, K], [B, K], [B]
+            *, tol: float, max_iter: int,
+           ) -> tuple[Tensor, Tensor]:  # the logits, and [B] whether each run's residual span is below tol * scale
+    "Newton's method with a backtracking line search on F(x) = c 1, the regularised equilibrium in logits."
+    B, K = x.shape
+    eye = torch.eye(K, dtype=A.dtype, device=A.device)
+    steps = torch.tensor([0.5 ** i for i in range(12)], dtype=A.dtype, device=A.device)  # line-search candidates
+    F, span = _fixed_point_residual(x, A, log_ref, beta)
+    done = lambda: span <= tol * (1 + x.abs().amax(-1) + win_rates(torch.softmax(x, -1), A).abs().amax(-1) / beta)
+    for _ in range(max_iter):
+        if bool(done().all()): break
+        pi = torch.softmax(x, -1)
+        # J = I - A (diag(pi) - pi pi^T) / beta, bordered by the gauge row pi^T delta = 0
+        Jx = eye - A @ (torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]) / beta[:, None, None]
+        M = torch.cat([torch.cat([Jx, -torch.ones(B, K, 1, dtype=A.dtype, device=A.device)], -1),
+                       torch.cat([pi[:, None, :], torch.zeros(B, 1, 1, dtype=A.dtype, device=A.device)], -1)], -2)
+        delta = torch.linalg.solve(M, torch.cat([-F, torch.zeros(B, 1, dtype=A.dtype, device=A.device)], -1))[:, :K]
+        # backtracking: the largest step 2^-i that lowers the residual
+        cand = x[None] + steps[:, None, None] * delta[None]
+        cand = cand - torch.logsumexp(cand, -1, keepdim=True)
+        spans = torch.stack([_fixed_point_residual(c, A, log_ref, beta)[1] for c in cand])  # [S, B]
+        better = spans < span[None]
+        pick = torch.where(better.any(0), better.int().argmax(0), len(steps) - 1)
+        moved = better.any(0)
+        x = torch.where(moved[:, None], cand[pick, torch.arange(B)], x)
+        F, span_new = _fixed_point_residual(x, A, log_ref, beta)
+        if not bool(moved.any()): break  # rounding error level everywhere
+        span = span_new
+    return x, done()
+
+# %% ../nbs/05_nash.ipynb #b9053be8
 def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
                      ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
                      beta: float | Tensor = 0.1,  # KL coefficient beta > 0, a number or [B]
                      *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale
-                     max_iter: int = 60,  # Newton steps per continuation stage
+                     max_iter: int = 60,  # Newton steps at the target beta (8 per intermediate continuation stage)
+                     warm_start: bool = True,  # start at the target beta from the unregularised equilibrium; False: continuation only
                     ) -> Tensor:  # [K] or [B, K]: the unique pi with pi = BR(pi)
-    "The equilibrium of the beta-regularised game, to machine precision (Newton's method with continuation in beta)."
+    "The equilibrium of the beta-regularised game, to machine precision (Newton's method, warm-started or with continuation in beta)."
     check_preference_matrix(P)
     b = _as_beta(beta, P)
     if bool((b <= 0).any()): raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={beta!r}")
@@ -212,37 +247,32 @@ def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
     A = (P - 0.5).expand(B, K, K)
     log_ref = _log_ref(ref, K, P).expand(B, K)
     b = b.expand(B)
-    # continuation: beta_k = beta * 2^(n - k), starting where beta_0 >= the largest row sum of |A|
-    L = A.abs().sum(-1).amax(-1)
-    n = torch.clamp(torch.ceil(torch.log2(L / b)), min=0).max().int().item()
-    x = log_ref.clone()
-    eye = torch.eye(K, dtype=P.dtype, device=P.device)
-    steps = torch.tensor([0.5 ** i for i in range(12)], dtype=P.dtype, device=P.device)  # line-search candidates
-    for stage in range(n + 1):
-        bk = b * 2.0 ** max(n - stage, 0)
-        F, span = _fixed_point_residual(x, A, log_ref, bk)
-        scale = 1 + x.abs().amax(-1) + win_rates(torch.softmax(x, -1), A).abs().amax(-1) / bk
-        for _ in range(max_iter if stage == n else 8):
-            if bool((span <= tol * scale).all()): break
-            pi = torch.softmax(x, -1)
-            # J = I - A (diag(pi) - pi pi^T) / beta, bordered by the gauge row pi^T delta = 0
-            Jx = eye - A @ (torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]) / bk[:, None, None]
-            M = torch.cat([torch.cat([Jx, -torch.ones(B, K, 1, dtype=P.dtype, device=P.device)], -1),
-                           torch.cat([pi[:, None, :], torch.zeros(B, 1, 1, dtype=P.dtype, device=P.device)], -1)], -2)
-            delta = torch.linalg.solve(M, torch.cat([-F, torch.zeros(B, 1, dtype=P.dtype, device=P.device)], -1))[:, :K]
-            # backtracking: the largest step 2^-i that lowers the residual
-            cand = x[None] + steps[:, None, None] * delta[None]
-            cand = cand - torch.logsumexp(cand, -1, keepdim=True)
-            spans = torch.stack([_fixed_point_residual(c, A, log_ref, bk)[1] for c in cand])  # [S, B]
-            better = spans < span[None]
-            pick = torch.where(better.any(0), better.int().argmax(0), len(steps) - 1)
-            moved = better.any(0)
-            x = torch.where(moved[:, None], cand[pick, torch.arange(B)], x)
-            F, span_new = _fixed_point_residual(x, A, log_ref, bk)
-            if not bool(moved.any()): break  # rounding error level everywhere
-            span = span_new
-    out = torch.softmax(x, -1)
+    with one_thread(K <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
+        out = _solve_regularized(P, A, log_ref, b, tol=tol, max_iter=max_iter, warm_start=warm_start)
     return out if batched else out[0]
+
+def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol: float, max_iter: int, warm_start: bool) -> Tensor:
+    "The [B, K] equilibria: Newton from the warm start, then continuation for the runs it did not finish."
+    B, K = log_ref.shape
+    todo = torch.ones(B, dtype=torch.bool, device=P.device)
+    x = log_ref.clone()
+    if warm_start:
+        # pi0: an unregularised equilibrium; x0 = log pi0 on its support, the soft best response to pi0 off it
+        pi0 = nash_equilibrium(P).expand(B, K)
+        on = pi0 > 0
+        c = torch.where(on, pi0.clamp_min(1e-300).log() - log_ref, 0.0).sum(-1, keepdim=True) / on.sum(-1, keepdim=True)
+        x0 = torch.where(on, pi0.clamp_min(1e-300).log(), log_ref + win_rates(pi0, A) / b[:, None] + c)
+        x0, ok = _newton(x0 - torch.logsumexp(x0, -1, keepdim=True), A, log_ref, b, tol=tol, max_iter=max_iter)
+        x, todo = torch.where(ok[:, None], x0, x), ~ok
+    if bool(todo.any()):
+        # continuation: beta_k = beta * 2^(n - k), from where beta_0 >= the largest row sum of |A|, for the runs not done
+        A_, lr_, b_ = A[todo], log_ref[todo], b[todo]
+        n = torch.clamp(torch.ceil(torch.log2(A_.abs().sum(-1).amax(-1) / b_)), min=0).max().int().item()
+        xs = lr_.clone()
+        for stage in range(n + 1):
+            xs, _ = _newton(xs, A_, lr_, b_ * 2.0 ** (n - stage), tol=tol, max_iter=max_iter if stage == n else 8)
+        x = x.clone(); x[todo] = xs
+    return torch.softmax(x, -1)
 
 # %% ../nbs/05_nash.ipynb #4dc4bcf3
 def _crossover(A: Tensor, support: Tensor) -> Tensor | None:
@@ -315,7 +345,8 @@ def nash_equilibrium(P: Tensor,  # [K, K] or [B, K, K]
     if method not in ("ipm", "scipy"): raise ValueError(f"method must be 'ipm' or 'scipy', got method={method!r}")
     if P.ndim == 3: return torch.stack([nash_equilibrium(p, method=method, tol=tol) for p in P])
     A = (P.double() - P.double().T) / 2  # exactly skew-symmetric: (P - P^T) / 2 = P - 1/2 when P + P^T = 1
-    pi = _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
+    with one_thread(P.shape[-1] <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
+        pi = _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
     return pi.to(P.dtype)
 
 # %% ../nbs/05_nash.ipynb #1a06c854
@@ -553,9 +584,10 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
     x = _normalize(x, floor)
     pol = torch.empty(steps + 1, B, K, dtype=dt, device=dev)
     torch.exp(x, out=pol[0])
-    for t in range(steps):
-        x = step(x, pol[t], G, memory)
-        torch.exp(x, out=pol[t + 1])
+    with one_thread(B * K * K <= 1 << 20 or machine_busy()):  # small, or the cores are taken (core)
+        for t in range(steps):
+            x = step(x, pol[t], G, memory)
+            torch.exp(x, out=pol[t + 1])
     config = dict(algorithm=algorithm, eta=e.tolist(), beta=b.tolist(), steps=steps, samples=samples, seed=seed, K=K,
                   batch=B if batched else None, lambdas=None if lam is None else lam.tolist())
     return Trajectory(pol, Pb, log_ref, beta_b, config, batched)
