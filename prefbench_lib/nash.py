@@ -22,7 +22,7 @@ _all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash 
 # %% auto #0
 __all__ = ['GAMES', 'ALGORITHMS', 'ARGUMENT_ERRORS', 'check_preference_matrix', 'bt_preferences', 'mixture_preferences',
            'gpm_scores', 'gpm_preferences', 'preference_matrix', 'win_rates', 'best_response', 'duality_gap',
-           'regularized_nash', 'nash_equilibrium', 'Game', 'algorithm', 'omd_step', 'nash_md_step', 'egpo_step',
+           'nash_equilibrium', 'regularized_nash', 'Game', 'algorithm', 'omd_step', 'nash_md_step', 'egpo_step',
            'optimistic_step', 'hedge_step', 'spo_step', 'mnpo_step', 'sampled_win_rates', 'Trajectory', 'run_dynamics',
            'online_ipo_eta', 'check_distribution']
 
@@ -229,51 +229,6 @@ def _newton(x: Tensor,  # [B, K] starting logits
         span = span_new
     return x, done()
 
-# %% ../nbs/05_nash.ipynb #b9053be8
-def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
-                     ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
-                     beta: float | Tensor = 0.1,  # KL coefficient beta > 0, a number or [B]
-                     *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale
-                     max_iter: int = 60,  # Newton steps at the target beta (8 per intermediate continuation stage)
-                     warm_start: bool = True,  # start at the target beta from the unregularised equilibrium; False: continuation only
-                    ) -> Tensor:  # [K] or [B, K]: the unique pi with pi = BR(pi)
-    "The equilibrium of the beta-regularised game, to machine precision (Newton's method, warm-started or with continuation in beta)."
-    check_preference_matrix(P)
-    b = _as_beta(beta, P)
-    if bool((b <= 0).any()): raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={beta!r}")
-    K = P.shape[-1]
-    B = _batch(P, (ref, 2), (b, 1))
-    batched = P.ndim == 3 or (ref is not None and ref.ndim == 2) or b.ndim == 1
-    A = (P - 0.5).expand(B, K, K)
-    log_ref = _log_ref(ref, K, P).expand(B, K)
-    b = b.expand(B)
-    with one_thread(K <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
-        out = _solve_regularized(P, A, log_ref, b, tol=tol, max_iter=max_iter, warm_start=warm_start)
-    return out if batched else out[0]
-
-def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol: float, max_iter: int, warm_start: bool) -> Tensor:
-    "The [B, K] equilibria: Newton from the warm start, then continuation for the runs it did not finish."
-    B, K = log_ref.shape
-    todo = torch.ones(B, dtype=torch.bool, device=P.device)
-    x = log_ref.clone()
-    if warm_start:
-        # pi0: an unregularised equilibrium; x0 = log pi0 on its support, the soft best response to pi0 off it
-        pi0 = nash_equilibrium(P).expand(B, K)
-        on = pi0 > 0
-        c = torch.where(on, pi0.clamp_min(1e-300).log() - log_ref, 0.0).sum(-1, keepdim=True) / on.sum(-1, keepdim=True)
-        x0 = torch.where(on, pi0.clamp_min(1e-300).log(), log_ref + win_rates(pi0, A) / b[:, None] + c)
-        x0, ok = _newton(x0 - torch.logsumexp(x0, -1, keepdim=True), A, log_ref, b, tol=tol, max_iter=max_iter)
-        x, todo = torch.where(ok[:, None], x0, x), ~ok
-    if bool(todo.any()):
-        # continuation: beta_k = beta * 2^(n - k), from where beta_0 >= the largest row sum of |A|, for the runs not done
-        A_, lr_, b_ = A[todo], log_ref[todo], b[todo]
-        n = torch.clamp(torch.ceil(torch.log2(A_.abs().sum(-1).amax(-1) / b_)), min=0).max().int().item()
-        xs = lr_.clone()
-        for stage in range(n + 1):
-            xs, _ = _newton(xs, A_, lr_, b_ * 2.0 ** (n - stage), tol=tol, max_iter=max_iter if stage == n else 8)
-        x = x.clone(); x[todo] = xs
-    return torch.softmax(x, -1)
-
 # %% ../nbs/05_nash.ipynb #4dc4bcf3
 def _crossover(A: Tensor, support: Tensor) -> Tensor | None:
     "Solve A_SS pi_S = 0, sum pi_S = 1 on the support; the equilibrium if it certifies, else None."
@@ -348,6 +303,51 @@ def nash_equilibrium(P: Tensor,  # [K, K] or [B, K, K]
     with one_thread(P.shape[-1] <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
         pi = _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
     return pi.to(P.dtype)
+
+# %% ../nbs/05_nash.ipynb #b9053be8
+def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
+                     ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
+                     beta: float | Tensor = 0.1,  # KL coefficient beta > 0, a number or [B]
+                     *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale
+                     max_iter: int = 60,  # Newton steps at the target beta (8 per intermediate continuation stage)
+                     warm_start: bool = True,  # start at the target beta from the unregularised equilibrium; False: continuation only
+                    ) -> Tensor:  # [K] or [B, K]: the unique pi with pi = BR(pi)
+    "The equilibrium of the beta-regularised game, to machine precision (Newton's method, warm-started or with continuation in beta)."
+    check_preference_matrix(P)
+    b = _as_beta(beta, P)
+    if bool((b <= 0).any()): raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={beta!r}")
+    K = P.shape[-1]
+    B = _batch(P, (ref, 2), (b, 1))
+    batched = P.ndim == 3 or (ref is not None and ref.ndim == 2) or b.ndim == 1
+    A = (P - 0.5).expand(B, K, K)
+    log_ref = _log_ref(ref, K, P).expand(B, K)
+    b = b.expand(B)
+    with one_thread(K <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
+        out = _solve_regularized(P, A, log_ref, b, tol=tol, max_iter=max_iter, warm_start=warm_start)
+    return out if batched else out[0]
+
+def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol: float, max_iter: int, warm_start: bool) -> Tensor:
+    "The [B, K] equilibria: Newton from the warm start, then continuation for the runs it did not finish."
+    B, K = log_ref.shape
+    todo = torch.ones(B, dtype=torch.bool, device=P.device)
+    x = log_ref.clone()
+    if warm_start:
+        # pi0: an unregularised equilibrium; x0 = log pi0 on its support, the soft best response to pi0 off it
+        pi0 = nash_equilibrium(P).expand(B, K)
+        on = pi0 > 0
+        c = torch.where(on, pi0.clamp_min(1e-300).log() - log_ref, 0.0).sum(-1, keepdim=True) / on.sum(-1, keepdim=True)
+        x0 = torch.where(on, pi0.clamp_min(1e-300).log(), log_ref + win_rates(pi0, A) / b[:, None] + c)
+        x0, ok = _newton(x0 - torch.logsumexp(x0, -1, keepdim=True), A, log_ref, b, tol=tol, max_iter=max_iter)
+        x, todo = torch.where(ok[:, None], x0, x), ~ok
+    if bool(todo.any()):
+        # continuation: beta_k = beta * 2^(n - k), from where beta_0 >= the largest row sum of |A|, for the runs not done
+        A_, lr_, b_ = A[todo], log_ref[todo], b[todo]
+        n = torch.clamp(torch.ceil(torch.log2(A_.abs().sum(-1).amax(-1) / b_)), min=0).max().int().item()
+        xs = lr_.clone()
+        for stage in range(n + 1):
+            xs, _ = _newton(xs, A_, lr_, b_ * 2.0 ** (n - stage), tol=tol, max_iter=max_iter if stage == n else 8)
+        x = x.clone(); x[todo] = xs
+    return torch.softmax(x, -1)
 
 # %% ../nbs/05_nash.ipynb #1a06c854
 class Game(NamedTuple):
