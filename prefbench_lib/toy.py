@@ -353,7 +353,7 @@ def pairwise_rule(loss_name: str,  # a name in LOSSES
     return cls
 
 for _name in LOSSES:
-    if _name != "kto": RULES[_name] = pairwise_rule(_name)
+    RULES[_name] = pairwise_rule(_name)
 
 # %% ../nbs/03_toy_bandit.ipynb #68e2d17e
 class MarginRule(PairwiseRule):
