@@ -292,9 +292,23 @@ class one_thread:
             if _THREADS["users"] == 0: torch.set_num_threads(_THREADS["saved"])
 
 # %% ../nbs/00_core.ipynb #790b2836
+def _others_running() -> int | None:
+    "Threads of other processes running or waiting for a core at this instant (Linux /proc), or None where the OS does not say."
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])  # e.g. "0.52 0.40 0.31 3/412 1234": 3 runnable
+        own = 0
+        for stat in Path("/proc/self/task").glob("*/stat"):  # this process's threads, the one reading included
+            try: own += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+            except OSError: pass  # the thread has just ended
+        return max(running - own, 0)
+    except (OSError, IndexError, ValueError): return None
+
 def machine_busy() -> bool:
-    "Whether the 1-minute load average already fills all but half a core (False where the OS does not say)."
-    try: return os.getloadavg()[0] >= (os.cpu_count() or 1) - 0.5
+    "Whether other processes leave fewer free cores than torch has threads, right now (elsewhere than Linux: the load average)."
+    cores, others = os.cpu_count() or 1, _others_running()
+    # busy when the free cores, cores - others, are fewer than the intra-op threads a block would start
+    if others is not None: return cores - others < torch.get_num_threads()
+    try: return os.getloadavg()[0] >= cores - 0.5
     except (OSError, AttributeError): return False
 
 # %% ../nbs/00_core.ipynb #924c8f4c
