@@ -69,7 +69,7 @@ def test_every_parameter_at_its_bounds_and_inside(slug):
             refused |= set(out.errors.values())
     assert rendered > 10, rendered
     # the only refusals are the library's own: SPPO/Hedge with beta > 0, and rock-paper-scissors with K != 3
-    for msg in refused: assert re.search(r"hedge.*beta must be 0|kind='rps' has K = 3|must hold at least one", msg), msg
+    for msg in refused: assert re.search(r"hedge.*beta must be 0|'rps' game has K = 3|must hold at least one", msg), msg
 
 
 def test_every_loss_hyperparameter_at_both_ends_of_its_slider():
@@ -257,7 +257,7 @@ def test_each_page_in_chromium(slug, server, browser, tmp_path):
         page.wait_for_timeout(200)
     if slug == "nash":  # a setting the library refuses: its message shows in the page
         page.locator("select").first.select_option("rps")
-        page.wait_for_selector(f"text=kind='rps' has K = 3 actions, got K={int(float(value))}", timeout=60_000)
+        page.wait_for_selector(f"text='rps' game has K = 3 actions (rock, paper, scissors), got K={int(float(value))}", timeout=60_000)
     page.screenshot(path=tmp_path / f"{slug}.png", full_page=True)
     watch.check()
     assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]

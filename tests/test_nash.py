@@ -78,7 +78,7 @@ def test_duality_gap_is_nonnegative_and_best_response_is_best(P, seed, beta):
 @settings(max_examples=15, deadline=None)
 @given(P=games(), beta=st.floats(0.0, 10.0), eta=st.floats(1e-3, 100.0), samples=st.sampled_from([None, 1, 4]))
 def test_updates_stay_finite(algorithm, P, beta, eta, samples):
-    beta = 0.0 if algorithm == "hedge" else beta
+    beta = beta if ALGORITHMS[algorithm].uses_reference else 0.0
     ref = distributions(P.shape[0], 0)
     t = run_dynamics(P, algorithm, ref=ref, beta=beta, eta=eta, steps=60, samples=samples, seed=1)
     assert torch.isfinite(t.policies).all() and torch.isfinite(t.duality_gap).all()
@@ -93,7 +93,7 @@ def test_batched_run_equals_loop_of_single_runs(algorithm, data):
     B, K = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 6))
     P = torch.stack([preference_matrix("random", K, seed=data.draw(st.integers(0, 10**6))) for _ in range(B)])
     eta = torch.tensor(data.draw(st.lists(st.floats(0.01, 3.0), min_size=B, max_size=B)), dtype=F64)
-    beta = torch.zeros(B, dtype=F64) if algorithm == "hedge" else torch.tensor(data.draw(st.lists(st.floats(0.0, 2.0), min_size=B, max_size=B)), dtype=F64)
+    beta = torch.zeros(B, dtype=F64) if not ALGORITHMS[algorithm].uses_reference else torch.tensor(data.draw(st.lists(st.floats(0.0, 2.0), min_size=B, max_size=B)), dtype=F64)
     ref = torch.stack([distributions(K, i) for i in range(B)])
     batch = run_dynamics(P, algorithm, ref=ref, beta=beta, eta=eta, steps=30)
     for i in range(B):
@@ -138,6 +138,31 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(function, kwargs, mes
     "The table 05_nash checks too: each bad call raises a ValueError whose message contains the expected text."
     with pytest.raises(ValueError) as e: getattr(nash, function)(**kwargs)
     assert message in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kind", sorted(nash.GAMES))
+@settings(max_examples=20, deadline=None)
+@given(K=st.integers(2, 12), seed=st.integers(0, 10**6))
+def test_every_game_is_a_valid_reproducible_preference_matrix(kind, K, seed):
+    "Each constructor in GAMES, through the dispatcher: P + P^T = 1, a diagonal of 1/2, the same matrix for the same seed."
+    K = 3 if kind == "rps" else K
+    P = preference_matrix(kind, K, seed=seed)
+    assert P.shape == (K, K) and torch.allclose(P + P.T, torch.ones(K, K, dtype=F64), atol=1e-12, rtol=0)
+    assert torch.equal(torch.diagonal(P), torch.full((K,), 0.5, dtype=F64))
+    assert torch.equal(P, preference_matrix(kind, K, seed=seed))
+
+
+def test_run_dynamics_names_no_algorithm():
+    "The loop reads the registry: its source mentions no algorithm by name, and a newly registered algorithm runs."
+    import inspect
+    source = inspect.getsource(nash.run_dynamics)
+    assert not [name for name in ALGORITHMS if f'"{name}"' in source or f"'{name}'" in source]
+    nash.algorithm("_frozen")(lambda x, pi, G, state: x)  # a step that never moves
+    try:
+        P = preference_matrix("random", 4, seed=0)
+        t = run_dynamics(P, "_frozen", steps=5)
+        assert torch.equal(t.policies[-1], t.policies[0])
+    finally: del ALGORITHMS["_frozen"]
 
 
 def test_check_distribution_is_still_importable_from_nash():
