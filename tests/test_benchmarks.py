@@ -25,8 +25,8 @@ def test_logps_benchmark_runs():
 
 
 def test_nash_benchmark_runs():
-    last = run("benchmarks/nash.py", "--quick").strip().splitlines()[-1]
-    assert last.startswith("ne_k1000_s=") and "speedup_vs_loop=" in last
+    last = run("benchmarks/nash.py", "--quick", "--busy", "1").strip().splitlines()[-1]
+    assert last.startswith("ne_k1000_s=") and "speedup_vs_loop=" in last and "busy_ratio=" in last
 
 
 def test_toy_benchmark_runs_and_its_loop_matches_run_bandit():
