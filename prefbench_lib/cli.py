@@ -46,6 +46,27 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     except KeyboardInterrupt: pass
     return 0
 
+# %% ../nbs/90_cli.ipynb #a89c5582
+def _cmd_train(args: argparse.Namespace) -> int:
+    from prefbench_lib import lm_train  # imports torch, transformers, accelerate: only when asked
+    if args.fields:
+        defaults = lm_train.TrainConfig().to_dict()
+        for k, doc in lm_train.TrainConfig.fields().items(): print(f"{k} = {defaults[k]!r}\n    {doc}")
+        return 0
+    try:
+        cfg = lm_train.load_config(args.config, args.overrides)
+        from prefbench_lib.core import data_dir
+        run = args.run_dir or str(data_dir() / "runs" / f"{'+'.join(cfg.loss_type)}-{cfg.mode}-seed{cfg.seed}")
+        print(f"prefbench train: run directory {run}", flush=True)
+        lm_train.train(cfg, run, resume=not args.fresh)
+    except ValueError as e:
+        print(f"prefbench train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prefbench train: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
 # %% ../nbs/90_cli.ipynb #2310af7a
 def _cmd_info(args: argparse.Namespace) -> int:
     d = info()
@@ -73,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab (default: no)")
     pd.add_argument("--threads", type=int, default=4, help="worker threads, so one long computation does not block other sessions")
     pd.set_defaults(func=_cmd_dashboard)
+    pt = sub.add_parser("train", help="SFT + preference training of a tiny LM from a config file (the lm_train lab)",
+                        description="Train from a YAML/TOML/JSON config (every field: --fields); FIELD=VALUE arguments override the file.")
+    pt.add_argument("overrides", nargs="*", metavar="FIELD=VALUE", help="config fields to change, values parsed as YAML (steps=50, loss_type=[sigmoid,sft])")
+    pt.add_argument("--config", default=None, help="a .yaml/.yml, .toml or .json file with any of the fields (default: all defaults)")
+    pt.add_argument("--run-dir", default=None, help="where the run goes (default: runs/<loss_type>-<mode>-seed<seed> under the data directory)")
+    pt.add_argument("--fresh", action="store_true", help="refuse to continue a run already in --run-dir (default: resume it)")
+    pt.add_argument("--fields", action="store_true", help="list every config field with its default and meaning, and exit")
+    pt.set_defaults(func=_cmd_train)
     return p
 
 def main(argv: list[str] | None = None,  # arguments without the program name; None reads sys.argv
