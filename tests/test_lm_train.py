@@ -31,13 +31,15 @@ def run_once(cfg: dict, run: Path, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", RUN, json.dumps(cfg), str(run)], cwd=ROOT, env=env, capture_output=True, text=True, **kw)
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("loss_type", ["sigmoid", "bco"])  # bco: its running reward shift is part of the checkpoint
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, loss_type):
+    cfg = {**TINY, "loss_type": [loss_type]}
     full = tmp_path / "full"
-    r = run_once(TINY, full, timeout=600)
+    r = run_once(cfg, full, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     killed = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    p = subprocess.Popen([sys.executable, "-c", RUN, json.dumps(TINY), str(killed)], cwd=ROOT, env=env,
+    p = subprocess.Popen([sys.executable, "-c", RUN, json.dumps(cfg), str(killed)], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and not (killed / "checkpoints" / "step_000012" / "state.pt").exists():
@@ -47,7 +49,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     p.wait()
     done = sorted(int(d.name.split("_")[1]) for d in (killed / "checkpoints").glob("step_*") if (d / "state.pt").exists())
     assert 12 <= done[-1] < TINY["steps"], done  # killed mid-way, with a checkpoint behind it
-    r = run_once(TINY, killed, timeout=600)  # the same command again resumes from the last checkpoint
+    r = run_once(cfg, killed, timeout=600)  # the same command again resumes from the last checkpoint
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = metrics(full), metrics(killed)
     assert list(a["step"]) == list(range(1, TINY["steps"] + 1)) and list(b["step"]) == list(a["step"])
