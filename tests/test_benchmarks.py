@@ -39,3 +39,10 @@ def test_toy_benchmark_runs_and_its_loop_matches_run_bandit():
 def test_dashboards_benchmark_runs():
     last = run("benchmarks/dashboards.py", "--quick", "--no-browser").strip().splitlines()[-1]
     assert re.fullmatch(r"max_update_ms=[0-9]+ max_first_render_ms=nan", last), last
+
+
+def test_lm_step_benchmark_runs_and_reports_ratios():
+    out = run("benchmarks/lm_step.py", "--quick")
+    assert "loss check: max |TRL - prefbench|" in out and "passed" in out
+    last = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"speedup_vs_trl=[0-9.]+ speedup_vs_trl_precomputed=[0-9.]+ peak_mem_ratio_vs_trl=[0-9.]+", last), last
