@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pi = sub.add_parser("info", help="print versions, the device found and the data directory")
     pi.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     pi.set_defaults(func=_cmd_info)
-    pd = sub.add_parser("dashboard", help="serve the Panel dashboards (reward margins, mode seeking, Nash dynamics) on this machine")
+    pd = sub.add_parser("dashboard", help="serve the Panel dashboards (reward margins, mode seeking, Nash dynamics, training runs) on this machine")
     pd.add_argument("--port", type=int, default=5006, help="port to listen on; 0 picks a free one (default: %(default)s)")
     pd.add_argument("--address", default="127.0.0.1",
                     help="interface to bind (default: %(default)s, this machine only); any other needs --allow-websocket-origin")

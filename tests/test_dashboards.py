@@ -130,13 +130,27 @@ def _wait_until_serving(url: str, timeout: float = 120) -> None:
     raise AssertionError(f"nothing served at {url}")
 
 
+TINY_RUN = dict(hidden_size=32, heads=2, sft_examples=256, pairs=256, sft_steps=20, steps=12, batch_size=16, eval_every=4, eval_prompts=16,
+                checkpoint_every=0)  # a real tiny-LM run in a few seconds
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    "`prefbench dashboard` in a subprocess; yields (base URL, path of its log)."
+def runs_root(tmp_path_factory) -> Path:
+    "A runs directory with two tiny runs, ipo and sigmoid, for the Runs page."
+    from prefbench_lib.lm_train import TrainConfig, train
+    root = tmp_path_factory.mktemp("runs")
+    for loss in ("ipo", "sigmoid"): train(TrainConfig(**TINY_RUN, loss_type=[loss]), root / loss, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, runs_root):
+    "`prefbench dashboard` in a subprocess, its Runs page on `runs_root`; yields (base URL, path of its log)."
     log = tmp_path_factory.mktemp("server") / "stderr.log"
     exe = Path(sys.executable).with_name("prefbench")
     with open(log, "w") as err:
-        proc = subprocess.Popen([str(exe), "dashboard", "--port", str(_free_port())], stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen([str(exe), "dashboard", "--port", str(_free_port())], stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, "PREFBENCH_RUNS": str(runs_root)})
         try:
             url = _wait_for_url(proc)
             _wait_until_serving(url)
@@ -260,6 +274,58 @@ def test_each_page_in_chromium(slug, server, browser, tmp_path):
         page.wait_for_selector(f"text='rps' game has K = 3 actions (rock, paper, scissors), got K={int(float(value))}", timeout=60_000)
     page.screenshot(path=tmp_path / f"{slug}.png", full_page=True)
     watch.check()
+    assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]
+    page.close()
+
+
+def _legend(page, i: int) -> list[str]:
+    "The names in the i-th Plotly figure's legend."
+    return page.locator(".js-plotly-plot").nth(i).evaluate("el => el.data.filter(t => t.showlegend !== false).map(t => t.name)")
+
+
+def _wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, what
+        time.sleep(0.2)
+
+
+def test_the_runs_page_draws_every_run_follows_new_ones_and_says_when_there_is_none(server, runs_root, browser, tmp_path):
+    "Two runs on every panel, one colour each; a run that appears shows after a refresh; an empty root shows how to make a run."
+    url, log = server
+    n = len(D.RunsExplorer.FIGURES)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = Watch(page, url[:-1])
+    page.goto(url + "runs")
+    page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
+    titles = [_figure_title(page, i) for i in range(n)]
+    assert all(titles) and len(set(titles)) == n, titles
+    for i in range(n):
+        assert _legend(page, i) == ["ipo", "sigmoid"], (titles[i], _legend(page, i))
+        colours = page.locator(".js-plotly-plot").nth(i).evaluate("el => el.data.map(t => t.line.color)")
+        assert len(set(colours)) == 2, (titles[i], colours)
+        assert page.locator(".js-plotly-plot").nth(i).evaluate("el => el.data.every(t => t.x.length > 0)"), titles[i]
+    assert not page.get_by_text("could not read").count() and not page.get_by_text("No runs found").count()
+    aside = tmp_path / "aside"
+    try:
+        shutil.copytree(runs_root / "ipo", runs_root / "ipo-again")  # a run appears while the page is open
+        (runs_root / "broken").mkdir(); (runs_root / "broken" / "config.json").write_text("{")
+        page.get_by_role("button", name="refresh now").click()
+        _wait_for(lambda: _legend(page, 0) == ["ipo", "ipo-again", "sigmoid"], "the new run is drawn")
+        page.get_by_text("could not read broken").wait_for(timeout=30_000)
+        shutil.move(runs_root, aside)  # the root is gone: nothing to show, and the page says how to make a run
+        runs_root.mkdir()
+        page.get_by_role("button", name="refresh now").click()
+        page.get_by_text("No runs found").wait_for(timeout=30_000)
+        assert page.get_by_text(f"prefbench train loss_type=ipo steps=100 --run-dir {runs_root / 'ipo'}").count()
+        page.goto(url + "runs")  # a fresh page on the empty root says the same
+        page.get_by_text("No runs found").wait_for(timeout=60_000)
+        watch.check()
+    finally:
+        if aside.exists():
+            shutil.rmtree(runs_root)
+            shutil.move(aside, runs_root)
+        for extra in ("ipo-again", "broken"): shutil.rmtree(runs_root / extra, ignore_errors=True)
     assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]
     page.close()
 
