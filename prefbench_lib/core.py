@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
+__all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
            'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'scored_mask',
            'completion_lengths', 'token_logps', 'sequence_logps', 'one_thread', 'machine_busy', 'adam_step',
            'get_device', 'seed_everything', 'data_dir', 'save_frame']
@@ -224,6 +224,12 @@ def completion_lengths(mask: Tensor,  # [B, T] 0/1 or bool
     return scored_mask(mask).sum(-1)
 
 # %% ../nbs/00_core.ipynb #a782bb96
+LOGPS_BLOCK = 1 << 16  # elements a log-prob temporary may hold beyond one sequence's [T, V] (256 KiB in float32)
+
+def _rows_per_block(z: Tensor) -> int:
+    "How many sequences of z [B, T, V] one block takes: as many as fit in LOGPS_BLOCK elements, at least one."
+    return max(1, LOGPS_BLOCK // max(1, z.shape[1] * z.shape[2]))
+
 class _NextTokenLogps(torch.autograd.Function):
     "Per-token log-probs [B, T] from logits [B, T, V]: THE one place the next-token shift happens."
 
@@ -233,8 +239,9 @@ class _NextTokenLogps(torch.autograd.Function):
         z, x, m = logits[:, :-1], labels[:, 1:], scored[:, 1:]
         x = torch.where(m, x, 0)  # any valid id where unscored (e.g. -100), so gather stays in range
         out_dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits give float32 log-probs
-        # log Z_{t-1} = log sum_v exp z_{t-1}[v], one sequence at a time: the temporary is [T, V], never [B, T, V]
-        log_norm = torch.stack([torch.logsumexp(row.to(out_dtype), dim=-1) for row in z])
+        # log Z_{t-1} = log sum_v exp z_{t-1}[v], a block of sequences at a time: the temporary is at most
+        # max([T, V], LOGPS_BLOCK) elements, never [B, T, V] (small vocabularies go in one block: no per-sequence loop)
+        log_norm = torch.cat([torch.logsumexp(blk.to(out_dtype), dim=-1) for blk in z.split(_rows_per_block(z), 0)])
         # l_t = z_{t-1}[x_t] - log Z_{t-1}; 0 where unscored (where, not *, so a -inf never meets 0)
         lp = torch.where(m, z.gather(-1, x.unsqueeze(-1)).squeeze(-1).to(out_dtype) - log_norm, 0.0)
         ctx.save_for_backward(logits, x, m, log_norm)
@@ -245,10 +252,12 @@ class _NextTokenLogps(torch.autograd.Function):
         logits, x, m, log_norm = ctx.saved_tensors
         g = torch.where(m, g[:, 1:], 0.0)  # only scored positions pass gradient
         grad = torch.zeros_like(logits)  # the last position predicts nothing: its gradient stays 0
-        for b in range(logits.shape[0]):
+        n = _rows_per_block(logits[:, :-1])
+        for b in range(0, logits.shape[0], n):
+            s = slice(b, b + n)
             # dl_t/dz_{t-1} = onehot(x_t) - softmax(z_{t-1}), with softmax = exp(z - log Z); scaled by g_t
-            row = (logits[b, :-1].to(g.dtype) - log_norm[b, :, None]).exp_().mul_(-g[b, :, None])
-            grad[b, :-1] = row.scatter_add_(-1, x[b, :, None], g[b, :, None])
+            blk = (logits[s, :-1].to(g.dtype) - log_norm[s, :, None]).exp_().mul_(-g[s, :, None])
+            grad[s, :-1] = blk.scatter_add_(-1, x[s, :, None], g[s, :, None])
         return grad, None, None
 
 # %% ../nbs/00_core.ipynb #a3d3110e
