@@ -809,7 +809,7 @@ class RunsDashboard(Dashboard):
         return pn.Param(self.explorer, show_name=False, sizing_mode="stretch_width", widgets={
             "root": {"type": pn.widgets.TextInput, "disabled": True},  # set in Python or by $PREFBENCH_RUNS: a visitor may not browse the server
             "runs": {"type": pn.widgets.MultiChoice, "solid": False},
-            "refresh": {"type": pn.widgets.Button, "button_type": "primary"}})
+            "refresh": {"type": pn.widgets.Button, "color": "primary"}})
 
     def main(self) -> pn.viewable.Viewable:
         return pn.Column(self.notice, self.problems, self._figures, sizing_mode="stretch_width")
