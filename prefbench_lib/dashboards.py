@@ -471,9 +471,12 @@ def preferences_figure(self: NashExplorer) -> go.Figure:
 def trajectories_figure(self: NashExplorer) -> go.Figure:
     "K = 3: every run's path on the simplex; otherwise the probabilities of the equilibrium's top strategies over time."
     runs, eq, col = self.runs(), self.equilibrium().numpy(), colors(list(nash.ALGORITHMS))
+    K = sum(c.startswith("pi_") for c in runs.columns)
+    # served with several threads, K can change between the two reads above; that change has its own, newer drawing
+    if len(eq) != K: raise ValueError(f"K changed while the figure was drawn (K={K}, then K={len(eq)}); the newer drawing follows")
     star = "regularised equilibrium" if self.beta > 0 else "Nash equilibrium"
     title = {"text": f"Self-play paths (η = {self.eta:g}, β = {self.beta:g})"}
-    if self.K == 3:
+    if K == 3:
         tern = lambda p, **kw: dict(type="scatterternary", a=p[:, 0], b=p[:, 1], c=p[:, 2], **kw)
         data = []
         for a, d in runs.groupby("algorithm", sort=False):
@@ -487,7 +490,7 @@ def trajectories_figure(self: NashExplorer) -> go.Figure:
         return figure(data, {**layout, "title": title, "height": 460})
     top, algs = np.argsort(-eq)[:4], list(dict.fromkeys(runs.algorithm))
     layout = grid(1, len(algs), tuple(algs), shared_yaxes=True)
-    scol, data, shapes = colors([f"action {k}" for k in range(self.K)]), [], []
+    scol, data, shapes = colors([f"action {k}" for k in range(K)]), [], []
     for c, a in enumerate(algs, 1):
         d, ax = runs[runs.algorithm == a], axes(1, c, len(algs))
         for k in top:
