@@ -200,14 +200,14 @@ def sigmoid_norm_loss(pair: Pair, *, beta: float) -> Tensor:
 # %% ../nbs/01_losses.ipynb #44b39cd3
 @pairwise("sigmoid_attenuated")
 def attenuated_dpo(pair: Pair, *, beta: float,
-                   gamma: float = 1.0,  # gamma in [0, 1], the weight of the reference term; 1 is DPO
+                   gamma: float = 1.0,  # xi in [0, 1], the weight of the reference term (not SimPO's gamma); 1 is DPO
                   ) -> tuple[Tensor, Tensor, Tensor]:
-    "DPO with the reference log-probs scaled by gamma (Chen et al. 2405.19534)."
+    "DPO with the reference log-probs scaled by xi, the keyword `gamma` (Chen et al. 2405.19534)."
     gamma = check_in_interval("gamma", gamma, 0.0, 1.0)
-    # s - gamma s_ref, per side
+    # s - xi s_ref, per side
     c = pair.get("policy_chosen_logps") - gamma * pair.get("ref_chosen_logps")
     r = pair.get("policy_rejected_logps") - gamma * pair.get("ref_rejected_logps")
-    # L = -log sigma(beta Delta_gamma), Delta_gamma = (s_c - gamma s_ref,c) - (s_r - gamma s_ref,r)
+    # L = -log sigma(beta Delta_xi), Delta_xi = (s_c - xi s_ref,c) - (s_r - xi s_ref,r)
     return -F.logsigmoid(beta * (c - r)), (beta * c).detach(), (beta * r).detach()
 
 # %% ../nbs/01_losses.ipynb #95af5d0f
