@@ -3,7 +3,11 @@
 Starts `prefbench dashboard` on a free loopback port, opens each page in Debian's Chromium through Playwright,
 waits for every Plotly figure to draw, and saves a screenshot. Run it after changing what a dashboard shows:
 
-    .venv/bin/python tools/screenshots.py
+    .venv/bin/python tools/screenshots.py            # every page
+    .venv/bin/python tools/screenshots.py runs       # only the named pages
+
+The Runs page shows the run directories under $PREFBENCH_RUNS (or the data directory): point it at a few runs first,
+e.g. ones `prefbench train` wrote.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ OUT = ROOT / "nbs" / "images"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def main(width: int = 1400, height: int = 1000) -> None:
+def main(pages: list[str] | None = None, width: int = 1400, height: int = 1000) -> None:
     from playwright.sync_api import sync_playwright
     from prefbench_lib.dashboards import PAGES, _free_port
     port = _free_port("127.0.0.1")
@@ -29,7 +33,7 @@ def main(width: int = 1400, height: int = 1000) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = browser.new_page(viewport={"width": width, "height": height})
-            for slug in PAGES:
+            for slug in pages or PAGES:
                 for attempt in range(60):  # the server may still be starting
                     try: page.goto(url + slug); break
                     except Exception: page.wait_for_timeout(1000)
@@ -46,4 +50,4 @@ def main(width: int = 1400, height: int = 1000) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or None)
