@@ -20,9 +20,10 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
-           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'scored_mask',
-           'completion_lengths', 'token_logps', 'sequence_logps', 'one_thread', 'machine_busy', 'adam_step',
-           'get_device', 'seed_everything', 'data_dir', 'save_frame']
+           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'register',
+           'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps',
+           'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device',
+           'seed_everything', 'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -192,6 +193,21 @@ def upcast(x: Tensor | None,  # any tensor, or None
     if x is None or x.dtype in (torch.float32, torch.float64): return x
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
+# %% ../nbs/00_core.ipynb #339b3554
+def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
+             name: str,  # the key
+             entry,  # what to register: a function, a class or a record
+             *, what: str = "entry",  # what the registry holds, for the message ("loss", "algorithm")
+             origin=None,  # entry -> (module, qualified name) that identifies it; default: its own __module__, __qualname__
+            ) -> None:
+    "Put `entry` in `registry` under `name`: the same definition again (a re-run cell) replaces it, another one is refused."
+    key = origin or (lambda e: (getattr(e, "__module__", None), getattr(e, "__qualname__", None)))
+    old = registry.get(name)
+    if old is not None and key(old) != key(entry):
+        mod, qual = key(old)
+        raise ValueError(f"{what} name {name!r} is already registered to {qual} (from {mod}); pick another name")
+    registry[name] = entry
+
 # %% ../nbs/00_core.ipynb #3170c3dc
 def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
     "Validate shapes and values of (logits, labels, mask); return the mask as bool [B, T]."
@@ -280,6 +296,55 @@ def sequence_logps(logits: Tensor,  # [B, T, V] model outputs
     if not average: return s
     # s_bar = s / max(1, sum_{t>=1} m_t): an all-masked row gives 0, not 0/0
     return s / completion_lengths(mask).clamp(min=1).to(s.dtype)
+
+# %% ../nbs/00_core.ipynb #f8dc3842
+def ld_sequence_logps(chosen_token_logps: Tensor,  # [B, T_c] per-token log-probs of the chosen completions (`token_logps`)
+                      chosen_mask: Tensor,  # [B, T_c] the mask they were computed with
+                      rejected_token_logps: Tensor,  # [B, T_r] the same for the rejected completions
+                      rejected_mask: Tensor,  # [B, T_r]
+                      ld_alpha: float,  # alpha in [0, 1], the weight of the tokens past the shared length; 1 is the plain sum
+                     ) -> tuple[Tensor, Tensor]:  # [B] LD sequence log-probs of the chosen and of the rejected completions
+    "LD-DPO's sequence log-probs: each pair's first min(|y_c|, |y_r|) tokens in full, the rest weighted by alpha (2409.06411)."
+    check_in_interval("ld_alpha", ld_alpha, 0.0, 1.0)
+    check_tensor("chosen_token_logps", chosen_token_logps); check_tensor("rejected_token_logps", rejected_token_logps)
+    if chosen_token_logps.ndim != 2 or rejected_token_logps.ndim != 2 or len(chosen_token_logps) != len(rejected_token_logps):
+        raise ValueError(f"chosen_token_logps and rejected_token_logps must have shapes [B, T_c] and [B, T_r] with one B, got "
+                         f"{tuple(chosen_token_logps.shape)} and {tuple(rejected_token_logps.shape)}")
+    sc = scored_mask(check_mask("chosen_mask", chosen_mask, tuple(chosen_token_logps.shape), like="chosen_token_logps"))
+    sr = scored_mask(check_mask("rejected_mask", rejected_mask, tuple(rejected_token_logps.shape), like="rejected_token_logps"))
+    # l = min(|y_c|, |y_r|), per pair
+    shared = torch.minimum(sc.sum(-1), sr.sum(-1))[:, None]
+    def ld(lp: Tensor, s: Tensor) -> Tensor:
+        k = s.cumsum(-1)  # k: the scored token's rank within its completion
+        head, tail = torch.where(s & (k <= shared), lp, 0.0).sum(-1), torch.where(s & (k > shared), lp, 0.0).sum(-1)
+        # s_LD = sum_{k <= l} l_k + alpha sum_{k > l} l_k   (no alpha * -inf = NaN at alpha = 0)
+        return head + ld_alpha * tail if ld_alpha else head
+    return ld(chosen_token_logps, sc), ld(rejected_token_logps, sr)
+
+# %% ../nbs/00_core.ipynb #3fadb42e
+def token_log_sum_sq_probs(logits: Tensor,  # [B, T, V] model outputs; logits[:, t] score the token at t+1
+                           mask: Tensor | None = None,  # [B, T] 1 on the tokens to score; None: every position
+                          ) -> Tensor:  # [B, T] log sum_v p(v)^2 of the distribution that scores position t; 0 at 0 and where mask is 0
+    "log sum_v p(v)^2 of each scored position's next-token distribution (WPO's alignment term), blockwise, without gradient."
+    check_tensor("logits", logits)
+    if logits.ndim != 3: raise ValueError(f"logits must have shape [B, T, V], got shape {tuple(logits.shape)}")
+    scored = scored_mask(torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device) if mask is None
+                         else check_mask("mask", mask, tuple(logits.shape[:2]), like="logits [B, T]"))
+    z, dtype = logits[:, :-1].detach(), torch.promote_types(logits.dtype, torch.float32)
+    # log sum_v p(v)^2 = logsumexp(2 z) - 2 logsumexp(z), per position, a block of sequences at a time
+    blocks = [torch.logsumexp(2 * b.to(dtype), -1) - 2 * torch.logsumexp(b.to(dtype), -1) for b in z.split(_rows_per_block(z), 0)]
+    return torch.nn.functional.pad(torch.where(scored[:, 1:], torch.cat(blocks), 0.0), (1, 0))
+
+def wpo_weights(token_logps: Tensor,  # [B, T] the policy's per-token log-probs (`token_logps`)
+                log_sum_sq_probs: Tensor,  # [B, T] `token_log_sum_sq_probs` of the same logits
+                mask: Tensor,  # [B, T] the mask both were computed with
+               ) -> Tensor:  # [B] w(y) > 0, detached; a pair's weight is w(y_c) w(y_r)
+    "WPO's sequence weight: exp of the mean over scored tokens of log p(y_t) - log sum_v p(v)^2 (Zhou et al. 2406.11827)."
+    check_same_shape(token_logps=token_logps, log_sum_sq_probs=log_sum_sq_probs)
+    scored = scored_mask(check_mask("mask", mask, tuple(token_logps.shape), like="token_logps"))
+    # w = exp(sum_t [l_t - log sum_v p_t(v)^2] / |y|)
+    aligned = torch.where(scored, token_logps.detach() - log_sum_sq_probs.detach(), 0.0)
+    return (aligned.sum(-1) / scored.sum(-1).clamp(min=1)).exp()
 
 # %% ../nbs/00_core.ipynb #7daba2d9
 _THREADS = dict(lock=threading.Lock(), users=0, saved=0)
