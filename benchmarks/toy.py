@@ -29,7 +29,7 @@ import torch
 from _common import interleaved_medians, stable_allocator
 
 from prefbench_lib.core import adam_step, get_device, value_checks
-from prefbench_lib.losses import get_loss
+from prefbench_lib.losses import Pair, get_loss
 from prefbench_lib.toy import _sample, _uniforms, bin_reward, reference_distribution, run_bandit
 
 ALGS = ["sft", "rwr", "reinforce", "ppo", "sigmoid", "ipo", "sigmoid_no_neg", "sft_push_down"]
@@ -73,7 +73,7 @@ def loop_run(alg, regime, center, seed, *, steps, dev, K=100, N=10, lr=0.05, bet
         else:  # (best, worst) pair; a tie carries no preference; `_no_neg` stops the rejected side's gradient
             ref_lp = log_ref[acts]
             rej = lp[-1:].detach() if alg.endswith("_no_neg") else lp[-1:]
-            out = pair_loss(lp[:1], rej, ref_lp[:1], ref_lp[-1:], beta=beta, chosen_lengths=ones, rejected_lengths=ones)
+            out = pair_loss(Pair(lp[:1], rej, ref_lp[:1], ref_lp[-1:], chosen_lengths=ones, rejected_lengths=ones), beta=beta)
             loss = out.losses.sum() * (r[0] > r[-1])
         (grad,) = torch.autograd.grad(loss, z)
         with torch.no_grad(): adam_step(z, grad, m, v, t + 1, lr, per_run=True)

@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (adam_step, check_in_interval, check_int, check_mask, check_positive, check_same_shape,
                                 check_tensor, get_device, kl, upcast)
-from .losses import LossOutput, get_loss
+from .losses import LossOutput, Pair, get_loss
+
+if TYPE_CHECKING: import pandas as pd  # the history frame is built with pandas, imported when it is
 
 # %% auto #0
 __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_accuracy', 'list_ranking_accuracy',
@@ -221,7 +222,7 @@ def train_pairs(problem: PairProblem,
         theta.requires_grad_(True)
         lp = torch.log_softmax(theta, -1)  # [R, n, K]
         lw, ll = lp[:, x, w], lp[:, x, l]  # [R, P]
-        outs = [get_loss(name)(lw[j], ll[j], ref_w, ref_l, beta=beta, chosen_lengths=ones, rejected_lengths=ones, **hp)
+        outs = [get_loss(name)(Pair(lw[j], ll[j], ref_w, ref_l, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hp)
                 for j, (_, name, hp) in enumerate(specs)]
         with torch.no_grad():
             for j, (label, name, _) in enumerate(specs):
@@ -237,6 +238,7 @@ def train_pairs(problem: PairProblem,
         # theta <- theta - eta grad  (sgd), or Adam's step with one second moment per run
         if optimizer == "sgd": theta.sub_(lr_r[:, :, None] * grad)
         else: adam_step(theta.view(R, -1), grad.view(R, -1), m, v, t + 1, lr_r, per_run=True)
+    import pandas as pd  # only the history frame needs it: the metrics themselves import with torch alone
     hist = pd.DataFrame(rows)
     hist["run"] = pd.Categorical(hist["run"], categories=[s[0] for s in specs])
     hist = hist.sort_values(["run", "step"], ignore_index=True)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .core import (adam_step, check_choice, check_in_interval, check_int, check_positive, get_device, kl,
                                 one_thread, value_checks)
-from .losses import LOSSES, get_loss, loss_hyperparameters
+from .losses import LOSSES, Pair, get_loss, loss_hyperparameters
 
 # %% auto #0
 __all__ = ['PAIRINGS', 'RULES', 'REGIMES', 'OPTIMIZERS', 'POLICIES', 'METRICS', 'ARGUMENT_ERRORS', 'PRESETS',
@@ -317,8 +317,7 @@ class PairwiseRule(Rule):
         "The loss of every pair."
         ones = torch.ones_like(chosen)
         hp = {h.name: getattr(self, h.name) for h in self.loss_hyperparameters}
-        return get_loss(self.loss_name)(chosen, rejected, ref_chosen, ref_rejected, beta=self.beta, chosen_lengths=ones,
-                                        rejected_lengths=ones, **hp).losses
+        return get_loss(self.loss_name)(Pair(chosen, rejected, ref_chosen, ref_rejected, chosen_lengths=ones, rejected_lengths=ones), beta=self.beta, **hp).losses
 
     def loss(self, b):
         c, r, w = b.pairs

@@ -18,7 +18,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from .core import check_int, check_positive
-from .losses import LOSSES, Hyperparameter, get_loss, gradient_weight, loss_hyperparameters
+from .losses import LOSSES, Hyperparameter, Pair, get_loss, gradient_weight, loss_hyperparameters
 from .toy import RULES, bin_reward, reference_distribution, run_bandit
 
 # %% auto #0
@@ -77,8 +77,7 @@ def loss_frame(name: str,  # a name in LOSSES
     anchor = min(-12.0, -margin_range / 2 - 1)
     ref, ones = torch.full_like(m, anchor), torch.ones_like(m)
     with torch.no_grad():
-        loss = get_loss(name)(anchor + m / 2, anchor - m / 2, ref, ref, beta=beta, chosen_lengths=ones, rejected_lengths=ones,
-                              **hparams).losses
+        loss = get_loss(name)(Pair(anchor + m / 2, anchor - m / 2, ref, ref, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hparams).losses
     # w(Delta) = -dL/dDelta
     w = -gradient_weight(name, m, beta=beta, anchor=anchor, **hparams)
     frame = pd.DataFrame({"margin": m.numpy(), "loss": loss.numpy(), "gradient_weight": w.numpy()})

@@ -1,11 +1,14 @@
 """Stability and contract properties of every loss in prefbench_lib.losses (hypothesis)."""
+import inspect
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from prefbench_lib.losses import EXAMPLE_HPARAMS, LOSSES, LossOutput, bco_loss, kto_loss
+from prefbench_lib.losses import EXAMPLE_HPARAMS, LOSSES, LossOutput, Pair, bco_loss, kto_loss, loss_mixture, pairwise
 
 HPARAMS = EXAMPLE_HPARAMS  # one non-trivial setting per loss, shared with the notebook and the benchmark
 # log-probabilities are <= 0; ORPO's odds are only defined there, the other losses take any real input
@@ -30,7 +33,7 @@ def batch(draw, dtype, nonpositive=False):
 def test_finite_value_and_gradient(name, dtype, data):
     xs, lens, beta = data.draw(batch(dtype, name in NONPOSITIVE))
     xs = [x.requires_grad_() for x in xs]
-    out = LOSSES[name](*xs, beta=beta, chosen_lengths=lens[0], rejected_lengths=lens[1], **HPARAMS.get(name, {}))
+    out = LOSSES[name](Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1]), beta=beta, **HPARAMS.get(name, {}))
     assert isinstance(out, LossOutput) and all(t.shape == xs[0].shape for t in out)
     assert torch.isfinite(out.losses).all(), (name, out.losses)
     assert not out.chosen_rewards.requires_grad and not out.rejected_rewards.requires_grad
@@ -59,8 +62,8 @@ def test_swapping_chosen_and_rejected_mirrors_dpo(deltas, beta):
     "-log sigma(h) - (-log sigma(-h)) = -h: the loss difference under a swap is exactly -beta * Delta."
     d = torch.tensor(deltas, dtype=torch.float64)
     z = torch.zeros_like(d)
-    fwd = LOSSES["dpo"](d, z, z, z, beta=beta).losses
-    swp = LOSSES["dpo"](z, d, z, z, beta=beta).losses
+    fwd = LOSSES["dpo"](Pair(d, z, z, z), beta=beta).losses
+    swp = LOSSES["dpo"](Pair(z, d, z, z), beta=beta).losses
     torch.testing.assert_close(fwd - swp, -beta * d)
 
 
@@ -69,3 +72,64 @@ def test_every_required_name_is_registered():
                 "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "simpo", "orpo", "npo", "soft_dpo",
                 "sigmoid_attenuated"}
     assert required <= set(LOSSES), required - set(LOSSES)
+
+
+F_LOSSES = sorted(n for n, f in LOSSES.items() if f.f_divergence)  # the losses that read the log-ratios
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("kind,coef", [("forward_kl", 0.5), ("js_divergence", 0.5), ("alpha_divergence", 0.3),
+                                       ("alpha_divergence", 3.0)], ids=["forward_kl", "js", "alpha0.3", "alpha3"])
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_f_divergences_finite_value_and_gradient(kind, coef, dtype, data):
+    "Every f-divergence with every loss that reads the log-ratios: finite in [-1e4, 1e4], gradients included."
+    name = data.draw(st.sampled_from(F_LOSSES))
+    xs, lens, beta = data.draw(batch(dtype))
+    xs = [x.requires_grad_() for x in xs]
+    pair = Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1], f_divergence_type=kind, f_alpha_divergence_coef=coef)
+    out = LOSSES[name](pair, beta=beta, **HPARAMS.get(name, {}))
+    assert torch.isfinite(out.losses).all(), (name, kind, out.losses)
+    out.losses.sum().backward()
+    for x in xs:
+        assert x.grad is None or torch.isfinite(x.grad.float()).all(), (name, kind, x.grad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_mixtures_finite_and_equal_to_their_weighted_terms(data):
+    "loss_mixture: finite, and exactly the weighted sum of its terms (the 'sft' term included)."
+    names = data.draw(st.lists(st.sampled_from(sorted({f.names[0] for f in LOSSES.values()}) + ["sft"]), min_size=1, max_size=3, unique=True))
+    weights = data.draw(st.lists(st.floats(0.0, 5.0), min_size=len(names), max_size=len(names)))
+    xs, lens, beta = data.draw(batch(torch.float32, any(n in NONPOSITIVE for n in names)))
+    pair = Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1])
+    mix = loss_mixture(pair, names, beta=beta, loss_weights=weights)  # each term at its defaults
+    assert torch.isfinite(mix.output.losses).all()
+    want = sum(w * mix.components[n] for n, w in zip(names, weights))
+    torch.testing.assert_close(mix.output.losses.detach(), want)
+
+
+def test_math_modules_import_without_pandas():
+    "core, losses, listwise, metrics and nash need only torch and numpy (pandas and fastcore blocked in a fresh process)."
+    code = ("import sys\nfor m in ('pandas', 'fastcore', 'scipy'): sys.modules[m] = None\n"
+            "import prefbench_lib.core, prefbench_lib.losses, prefbench_lib.listwise, prefbench_lib.metrics, prefbench_lib.nash\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_every_loss_has_an_honest_signature():
+    "What you read is what you call: (pair, *, beta, its hyperparameters) -> LossOutput, and re-registering replaces."
+    for name, fn in LOSSES.items():
+        params = list(inspect.signature(fn).parameters.values())
+        assert [p.name for p in params[:2]] == ["pair", "beta"] and params[1].kind is params[1].KEYWORD_ONLY, name
+        assert tuple(p.name for p in params[2:]) == fn.hyperparameter_names and all(p.kind is p.KEYWORD_ONLY for p in params[2:])
+        assert inspect.signature(fn).return_annotation in (LossOutput, "LossOutput"), name
+    with pytest.raises(ValueError, match="takes no hyperparameter"): LOSSES["dpo"](Pair(torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1)), beta=0.1, tau=1.0)
+    with pytest.raises(ValueError, match="takes a Pair"): LOSSES["dpo"](torch.zeros(1), beta=0.1)
+    before = dict(LOSSES)
+    pairwise("sigmoid", "dpo")(LOSSES["sigmoid"].__wrapped__)  # the cell run again: replaced, not refused
+    assert set(LOSSES) == set(before)
+    LOSSES.update(before)
+    def sigmoid_loss(pair, *, beta): ...  # another function under a taken name
+    with pytest.raises(ValueError, match="already registered"): pairwise("sigmoid")(sigmoid_loss)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from prefbench_lib.losses import LOSSES
+from prefbench_lib.losses import LOSSES, Pair
 from prefbench_lib.metrics import (dpo_flip_threshold, idealized_ranking_accuracy, list_ranking_accuracy, ranking_accuracy,
                                    reward_accuracy, reward_margins)
 
@@ -19,7 +19,7 @@ def test_ranking_and_reward_accuracy_match_loops(data):
     l, rw, rl = (data.draw(st.lists(st.floats(-200, 0, width=32), min_size=n, max_size=n)) for _ in range(3))
     t = [torch.tensor(v, dtype=torch.float64) for v in (w, l, rw, rl)]
     assert ranking_accuracy(t[0], t[1]) == pytest.approx(sum(a >= b for a, b in zip(w, l)) / n)
-    out = LOSSES["dpo"](*t, beta=0.3)
+    out = LOSSES["dpo"](Pair(*t), beta=0.3)
     loop = sum((a - c) - (b - d) > 0 for a, b, c, d in zip(w, l, rw, rl)) / n  # TRL: mean(chosen_rewards > rejected_rewards)
     assert reward_accuracy(out) == pytest.approx(loop)
     torch.testing.assert_close(reward_margins(out), 0.3 * ((t[0] - t[2]) - (t[1] - t[3])))
@@ -30,7 +30,7 @@ def test_ranking_and_reward_accuracy_match_loops(data):
 def test_flip_theorem_on_random_pairs(seed, beta):
     g = torch.Generator().manual_seed(seed)
     pw, pl, rw, rl = (torch.randn(64, generator=g, dtype=torch.float64) * 30 for _ in range(4))
-    loss = LOSSES["dpo"](pw, pl, rw, rl, beta=beta).losses
+    loss = LOSSES["dpo"](Pair(pw, pl, rw, rl), beta=beta).losses
     thr = dpo_flip_threshold(rw, rl, beta=beta)
     # where -log sigma underflows to 0 on both sides (beta * margin > ~745), float64 cannot tell the two apart
     ok = (loss > 0) & (thr > 0)

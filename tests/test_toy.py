@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 import prefbench_lib.toy as toy
 from prefbench_lib.core import save_frame
-from prefbench_lib.losses import get_loss
+from prefbench_lib.losses import Pair, get_loss
 from prefbench_lib.toy import bin_reward, reference_distribution, run_bandit
 
 REF = reference_distribution()
@@ -79,8 +79,7 @@ def test_pairwise_gradient_matches_finite_differences_of_the_loss(name, seed, ke
     def loss(zz):  # the mean over valid pairs of the loss of each pair
         lp = torch.log_softmax(zz, -1)
         lc, lr_ = lp[ac], (lp if keep_neg else frozen)[ar]
-        out = get_loss("sigmoid" if name == "rpo" else name)(lc, lr_, lref[ac], lref[ar], beta=0.1, chosen_lengths=ones,
-                                                             rejected_lengths=ones, **hp).losses
+        out = get_loss("sigmoid" if name == "rpo" else name)(Pair(lc, lr_, lref[ac], lref[ar], chosen_lengths=ones, rejected_lengths=ones), beta=0.1, **hp).losses
         if name == "rpo": out = out - rule.alpha * lc  # RPO: DPO - alpha l_c
         return out[valid].mean()
 
