@@ -10,15 +10,16 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from .core import (check_choice, check_distribution, check_in_interval, check_int, check_positive, check_tensor,
-                                kl, machine_busy, one_thread, save_frame)
+                                kl, machine_busy, one_thread, register, save_frame)
+
+if TYPE_CHECKING: import pandas as pd  # `to_frame` imports it when called
 _all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash import check_distribution` keeps working
 
 # %% auto #0
@@ -533,10 +534,11 @@ def algorithm(name: str,  # the key in ALGORITHMS
               uses_reference: bool = True,  # False: the update has no KL term (beta must be 0)
              ) -> Callable:
     "Decorator registering a step function as the algorithm `name`."
-    def register(step: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        ALGORITHMS[name] = Algorithm(name, step, start, uses_reference)
+    def deco(step: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        register(ALGORITHMS, name, Algorithm(name, step, start, uses_reference), what="algorithm",
+                 origin=lambda a: (a.step.__module__, a.step.__qualname__))  # a re-run cell replaces, another step is refused
         return step
-    return register
+    return deco
 
 def get_algorithm(name: str,  # a key of ALGORITHMS
                  ) -> Algorithm:
@@ -701,6 +703,7 @@ class Trajectory:
     def to_frame(self, every: int = 1,  # keep every `every`-th step (and always the last)
                 ) -> pd.DataFrame:  # one row per (run, step, iterate): run, algorithm, eta, beta, step, iterate, duality_gap, pi_0..pi_{K-1}
         "Tidy frame of the trajectory, for plotting and saving."
+        import pandas as pd  # the dynamics need only torch; the frame is built when asked for
         T1, B, K = self._pol.shape
         steps = sorted(set(range(0, T1, max(1, int(every)))) | {T1 - 1})
         idx = torch.tensor(steps, device=self._pol.device)

@@ -169,3 +169,16 @@ def test_check_distribution_is_still_importable_from_nash():
     from prefbench_lib import core
     from prefbench_lib.nash import check_distribution
     assert check_distribution is core.check_distribution and "check_distribution" in nash.__all__
+
+
+def test_reregistering_an_algorithm_replaces_it_and_a_clash_is_refused():
+    "As a re-run notebook cell does: the same step function again replaces its entry; another step under the name is refused."
+    from prefbench_lib.nash import ALGORITHMS, algorithm
+    before = ALGORITHMS["omd"]
+    try:
+        algorithm("omd")(before.step)  # the same definition: replaced
+        assert ALGORITHMS["omd"].step is before.step
+        def omd_step(x, pi, G, state): return x  # noqa: E306 - a different function with the same name, elsewhere
+        with pytest.raises(ValueError, match="algorithm name 'omd' is already registered"):
+            algorithm("omd")(omd_step)
+    finally: ALGORITHMS["omd"] = before
