@@ -23,7 +23,7 @@ from torch import Tensor
 from .core import (check_choice, check_in_interval, check_int, check_positive, completion_lengths, one_thread,
                                 sequence_logps)
 from .listwise import LIST_LOSSES
-from .losses import LOSSES, LossOutput, RunningMean, bco_loss, get_loss, kto_kl_ref_point, kto_loss, loss_hyperparameters
+from .losses import F_DIVERGENCES, LOSSES, LossOutput, Pair, RunningMean, loss_mixture, bco_loss, get_loss, kto_kl_ref_point, kto_loss, loss_hyperparameters
 
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'MODES', 'LOSS_KINDS', 'FAMILIES', 'TrainConfig', 'load_config', 'build_model', 'encode', 'Batch',
@@ -57,6 +57,8 @@ class TrainConfig:
     loss_weights: list | None = None  # one weight per loss_type entry (TRL's loss_weights); None: all 1
     beta: float = 0.1  # beta > 0 of every loss
     loss_kwargs: dict = field(default_factory=dict)  # the losses' own hyperparameters, e.g. {"gamma": 0.5} for simpo
+    f_divergence_type: str = "reverse_kl"  # pairwise losses: the f-divergence the log-ratios go through (TRL's name; see losses.F_DIVERGENCES)
+    f_alpha_divergence_coef: float = 0.5  # a, for f_divergence_type="alpha_divergence" (TRL's name and default)
     steps: int = 200  # preference optimizer steps
     lr: float = 1e-3  # preference learning rate (AdamW)
     batch_size: int = 32  # pairs per global batch, split across processes
@@ -101,6 +103,10 @@ class TrainConfig:
         check_choice("reward", self.reward, REWARDS)
         if self.data is not None and not Path(self.data).is_file(): raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
         _loss_kwargs(self.loss_type, self.loss_kwargs)  # every key belongs to a chosen loss and lies in its range
+        check_choice("f_divergence_type", self.f_divergence_type, F_DIVERGENCES)
+        check_in_interval("f_alpha_divergence_coef", self.f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
+        if self.f_divergence_type != "reverse_kl" and (kinds[0] != "pairs" or any(n != "sft" and not LOSSES[n].f_divergence for n in self.loss_type)):
+            raise ValueError(f"f_divergence_type={self.f_divergence_type!r} needs pairwise losses that read the log-ratios, got loss_type={self.loss_type}")
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -251,22 +257,13 @@ def preference_loss(cfg: TrainConfig,  # loss_type, loss_weights, beta, loss_kwa
                     ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,  # [B] s_ref
                     chosen_lengths: Tensor, rejected_lengths: Tensor,  # [B] completion token counts
                    ) -> StepLoss:
-    "sum_j w_j mean_i l_j over the configured losses (TRL's loss_type / loss_weights); 'sft' is the chosen token-averaged NLL."
-    weights = cfg.loss_weights or [1.0] * len(cfg.loss_type)
-    kwargs = _loss_kwargs(cfg.loss_type, cfg.loss_kwargs)
-    total, per_example, parts = 0.0, 0.0, {}
-    for name, w in zip(cfg.loss_type, weights):
-        if name == "sft":
-            # l_sft = -s_theta(y_c) / |y_c|
-            l = -policy_chosen_logps / chosen_lengths
-        else:
-            l = LOSSES[name](policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta=cfg.beta,
-                             chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths, **kwargs[name]).losses
-        parts[name] = l.detach()
-        # L = sum_j w_j mean_i l_j(i)
-        total = total + w * l.mean()
-        per_example = per_example + w * l.detach()
-    return StepLoss(total, parts, per_example)
+    "sum_j w_j mean_i l_j over the configured losses (TRL's loss_type / loss_weights, through `loss_mixture`); 'sft' is the chosen token-averaged NLL."
+    pair = Pair(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths,
+                f_divergence_type=cfg.f_divergence_type, f_alpha_divergence_coef=cfg.f_alpha_divergence_coef)
+    # L = sum_j w_j mean_i l_j(i)
+    mix = loss_mixture(pair, cfg.loss_type, beta=cfg.beta, loss_weights=cfg.loss_weights, **cfg.loss_kwargs)
+    return StepLoss(mix.output.losses.mean(), mix.components, mix.output.losses.detach())
 
 # %% ../nbs/09_lm_train.ipynb #6c858efd
 def pair_metrics(beta: float,  # the run's beta
