@@ -73,7 +73,10 @@ def test_quarto_config_is_top_level_and_lists_exactly_the_notebooks():
     in_sidebar = list(pages(q["website"]["sidebar"]["contents"]))
     notebooks = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
     assert sorted(in_sidebar) == notebooks, "every notebook once in the sidebar, and no page that does not exist"
-    for it in q["website"]["navbar"]["left"]: assert (ROOT / "nbs" / it["href"]).exists(), it
+    navbar = [m for it in q["website"]["navbar"]["left"] for m in it.get("menu", [it])]
+    for it in navbar: assert (ROOT / "nbs" / it["href"]).exists(), it
+    assert [it["text"] for it in q["website"]["navbar"]["left"]] == \
+        ["Home", "Losses", "Toy labs", "Nash", "Margins", "LM lab", "Dashboards", "API"]
 
 
 def test_reader_path_table_names_only_existing_notebooks():
