@@ -17,12 +17,19 @@ start: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-install: $(VENV)/.installed
+# The install is redone when the content of pyproject.toml or of this Makefile changes, not their modification time:
+# nbdev-export rewrites pyproject.toml with the same content, which must not cost a reinstall. The stamp's name
+# carries a checksum of both files.
+INSTALL_SUM := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+STAMP       := $(VENV)/.installed-$(INSTALL_SUM)
 
-$(VENV)/.installed: pyproject.toml Makefile
+install: $(STAMP)
+
+$(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)"
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $@
 
 # JupyterLab on the notebooks.
@@ -40,3 +47,4 @@ execute: install
 # Regenerate README.md from nbs/index.ipynb and its outputs (no Quarto needed).
 readme: execute
 	$(BIN)/python tools/readme.py
+
