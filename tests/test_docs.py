@@ -123,3 +123,174 @@ def test_renderer_turns_notebook_links_into_page_links_and_adds_the_sites_headin
     assert "secret" not in page and "#|" not in page
     assert re.search(r'<details class="code-fold"><summary>Solution</summary>.*assert', page, re.S)
     assert "plotly.min.js" not in page  # no figures, no plotly.js
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Docments: what the API reference is generated from
+
+# Modules exported from notebooks being rewritten on main (issue 14); their test is expected to fail until then.
+REWRITING = {"core": "00_core", "losses": "01_losses"}
+REWRITING_REASON = "being rewritten on main (issue 14)"
+
+
+def _modules() -> list[str]:
+    import pkgutil
+    import prefbench_lib
+    return sorted(m.name for m in pkgutil.iter_modules(prefbench_lib.__path__) if not m.name.startswith("_"))
+
+
+def _comment_for(name: str, sources: list[str]) -> bool:
+    "Is there a docment (a comment after the parameter, on its line) for `name` in any of `sources`?"
+    pat = re.compile(rf"^\s*(?:def \w+\(|\*,\s*)?\**{re.escape(name)}\b[^#\n]*#\s*\S", re.M)
+    return any(pat.search(s) for s in sources)
+
+
+def undocumented(obj) -> list[str]:
+    "What a public function or class lacks for the API reference: a one-line docstring, a docment per parameter."
+    import dataclasses
+    import inspect
+    from fastcore.docments import docments
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    problems = [] if doc and doc.strip() and "\n" not in doc.strip() else ["a one-line docstring"]
+    sources = []
+    for o in (*(obj.__mro__[:-1] if inspect.isclass(obj) else [obj]), getattr(obj, "__code__", None)):
+        try: sources.append(inspect.getsource(o))
+        except (TypeError, OSError): pass
+    if inspect.isclass(obj):
+        fields = getattr(obj, "_fields", None) or [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) \
+            else getattr(obj, "_fields", None)
+        if fields:  # NamedTuple, dataclass: a comment after each field
+            return problems + [f"field {f!r} has no docment" for f in fields if not _comment_for(f, sources)]
+        import param
+        if parameterized := issubclass(obj, param.Parameterized):  # param.Parameterized: each parameter's doc=
+            problems += [f"parameter {n!r} has no doc" for n, p in obj.param.objects("existing").items() if n != "name" and not p.doc]
+        init = next((c.__dict__["__init__"] for c in obj.__mro__ if "__init__" in c.__dict__), None)
+        if init is None or init is object.__init__ or (parameterized and init is param.Parameterized.__init__): return problems
+        try: sources.append(inspect.getsource(init))
+        except (TypeError, OSError): pass
+        obj = init
+    else: parameterized = False
+    try: docs = docments(obj)
+    except Exception: docs = {}
+    for name, p in inspect.signature(obj).parameters.items():
+        if name in ("self", "cls") or (parameterized and p.kind is p.VAR_KEYWORD):  # **params: the parameters above
+            continue
+        if not docs.get(name) and not _comment_for(name, sources): problems.append(f"parameter {name!r} has no docment")
+    return problems
+
+
+def _public(module: str) -> list[tuple[str, object]]:
+    import importlib
+    import inspect
+    mod = importlib.import_module(f"prefbench_lib.{module}")
+    return [(n, getattr(mod, n)) for n in getattr(mod, "__all__", [])
+            if (inspect.isfunction(getattr(mod, n)) or inspect.isclass(getattr(mod, n))) and getattr(getattr(mod, n), "__module__", "") == mod.__name__]
+
+
+@pytest.mark.parametrize("module", [pytest.param(m, marks=pytest.mark.xfail(reason=REWRITING_REASON, strict=False)) if m in REWRITING else m
+                                    for m in _modules()])
+def test_every_public_function_and_class_has_a_one_line_docstring_and_docments(module):
+    problems = {name: p for name, obj in _public(module) if (p := undocumented(obj))}
+    assert not problems, f"prefbench_lib.{module}:\n" + "\n".join(f"  {k}: needs {', '.join(v)}" for k, v in problems.items())
+
+
+def test_the_docments_check_can_fail():
+    def good(x: int,  # the input
+            ) -> int:  # the output
+        "Twice x."
+        return 2 * x
+    def bad(x, y):
+        """Two
+        lines."""
+    assert undocumented(good) == []
+    assert undocumented(bad) == ["a one-line docstring", "parameter 'x' has no docment", "parameter 'y' has no docment"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Page templates (prefbench_lib.docs.TEMPLATES; nbs/91_docs.ipynb says what each holds)
+
+NUMBERED = [p for p in notebooks() if re.match(r"\d", p.name)]
+WITH_EXERCISES = {"01_losses", "03_toy_bandit", "05_nash", "07_margins"}  # the loss, toy, Nash and margins pages
+
+
+def _rewriting_xfail(paths: list[Path]) -> list:
+    "The notebooks as parameters, those being rewritten on main expected to fail."
+    rewriting = set(REWRITING.values())
+    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(reason=REWRITING_REASON, strict=False)) if p.stem in rewriting
+            else pytest.param(p, id=p.stem) for p in paths]
+
+
+@pytest.mark.parametrize("path", _rewriting_xfail(NUMBERED))
+def test_every_numbered_notebook_declares_a_template_and_follows_it(path):
+    from prefbench_lib.docs import EXERCISES, check_page, sections
+    nb = read(path)
+    problems = check_page(nb)
+    if path.stem in WITH_EXERCISES and EXERCISES not in [h for h, _ in sections(nb)]:
+        problems.append(f"no '{EXERCISES}' section (the loss, toy, Nash and margins pages end with exercises)")
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Internal links
+
+_LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")
+_NOTEBOOK_NAME = re.compile(r"`((?:\d\d[a-z]?_\w+)|index)`")
+_SYMBOL = re.compile(r"`(prefbench_lib(?:\.\w+)+)`")
+
+
+def anchors(nb: dict) -> set[str]:
+    "What `#name` can point to on a notebook's page: explicit anchors and the site's (Pandoc's) heading identifiers."
+    pandoc_id = _load_tool("html_pages").pandoc_id
+    found = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown": continue
+        text = "".join(cell["source"])
+        found |= set(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", text))
+        for m in re.finditer(r"^#{1,6}\s+(.*?)\s*(?:\{#([\w.-]+)\})?\s*$", text, re.M):
+            found.add(m.group(2) or pandoc_id(m.group(1)))
+    return found
+
+
+def link_problems(path: Path) -> list[str]:
+    "Internal links of one notebook that lead nowhere: notebook to notebook, to a heading or anchor, to an image, to a symbol."
+    import importlib
+    problems, own = [], anchors(read(path))
+    for cell in read(path)["cells"]:
+        if cell["cell_type"] != "markdown": continue
+        text = "".join(cell["source"])
+        for image, target in _LINK.findall(text):
+            if re.match(r"[a-z]+:", target): continue  # http(s), mailto: outside the site
+            page, _, anchor = target.partition("#")
+            if image or not page.endswith(".ipynb") and page:
+                if not (path.parent / page).exists(): problems.append(f"{target}: no such file")
+                continue
+            if page and not (path.parent / page).exists(): problems.append(f"{target}: no such notebook"); continue
+            if anchor and anchor not in (anchors(read(path.parent / page)) if page else own):
+                problems.append(f"{target}: no heading or anchor #{anchor} in {page or path.name}")
+        for name in _NOTEBOOK_NAME.findall(text):
+            if not (path.parent / f"{name}.ipynb").exists(): problems.append(f"`{name}`: no such notebook")
+        for dotted in _SYMBOL.findall(text):
+            mod, _, attr = dotted.rpartition(".")
+            try:
+                importlib.import_module(dotted)
+            except ImportError:
+                try: getattr(importlib.import_module(mod), attr)
+                except (ImportError, AttributeError): problems.append(f"`{dotted}`: no such module or symbol")
+    return problems
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=[p.stem for p in notebooks()])
+def test_internal_links_lead_somewhere(path):
+    problems = link_problems(path)
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+def test_the_link_check_can_fail(tmp_path):
+    (tmp_path / "a.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source":
+        "# A\n\n## Two words\n\n[ok](#two-words) [ok](b.ipynb#the-end) [no](#three-words) [no](c.ipynb) [no](b.ipynb#nowhere) "
+        "`b` `09_nothing` `prefbench_lib.losses.LOSSES` `prefbench_lib.losses.NOTHING` ![no](images/none.png)"}]}))
+    (tmp_path / "b.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# B\n\n## The end"}]}))
+    assert link_problems(tmp_path / "a.ipynb") == [
+        "#three-words: no heading or anchor #three-words in a.ipynb", "c.ipynb: no such notebook",
+        "b.ipynb#nowhere: no heading or anchor #nowhere in b.ipynb", "images/none.png: no such file",
+        "`09_nothing`: no such notebook", "`prefbench_lib.losses.NOTHING`: no such module or symbol"]

@@ -100,5 +100,5 @@ def test_quarto_config_is_top_level_and_lists_exactly_the_notebooks():
 def test_reader_path_table_names_only_existing_notebooks():
     index = (ROOT / "README.md").read_text()
     table = index.split("## Reader path")[1].split("\n## ")[0]
-    named = re.findall(r"^\| `([\w]+)`", table, re.M)
+    named = re.findall(r"^\| \[?`([\w]+)`(?:\]\(nbs/\1\.ipynb\))?", table, re.M)
     assert named and all((ROOT / "nbs" / f"{n}.ipynb").exists() for n in named), named

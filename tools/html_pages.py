@@ -77,7 +77,7 @@ def pandoc_id(heading: str) -> str:
     text = re.sub(r"`([^`]*)`|\$([^$]*)\$|\*+|_{2,}", lambda m: m.group(1) or m.group(2) or "", heading)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link's text
     text = re.sub(r"[^\w\s.-]", "", text)  # keep letters, digits, _ - . and spaces
-    text = re.sub(r"\s", "-", text.strip()).lower()
+    text = "-".join(text.split()).lower()  # words joined by single hyphens
     return re.sub(r"^[\W\d_]+", "", text) or "section"  # an identifier starts with a letter
 
 
