@@ -294,3 +294,21 @@ def test_the_link_check_can_fail(tmp_path):
         "#three-words: no heading or anchor #three-words in a.ipynb", "c.ipynb: no such notebook",
         "b.ipynb#nowhere: no heading or anchor #nowhere in b.ipynb", "images/none.png: no such file",
         "`09_nothing`: no such notebook", "`prefbench_lib.losses.NOTHING`: no such module or symbol"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stored outputs: small, each figure once
+
+def test_notebook_outputs_stay_small():
+    total = sum(len(json.dumps(c.get("outputs", []))) for p in notebooks() for c in read(p)["cells"] if c["cell_type"] == "code")
+    assert total < 5 * 2**20, f"stored outputs take {total / 2**20:.1f} MiB (at most 5 MiB)"
+
+
+@pytest.mark.parametrize("path", _rewriting_xfail(notebooks()))
+def test_each_figure_is_stored_once_as_plotly_json(path):
+    "Plotly's JSON only: no figure also stored as HTML, no CDN loader (re-execute after `setup_figures`)."
+    from prefbench_lib.docs import FIGURE_MIME
+    outputs = [o for c in read(path)["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    twice = [o for o in outputs if FIGURE_MIME in o.get("data", {}) and len(o["data"]) > 1]
+    loaders = [o for o in outputs if "cdn.plot.ly" in str(o.get("data", {}).get("text/html", ""))]
+    assert not twice and not loaders, f"{path.name}: {len(twice)} figures stored twice, {len(loaders)} CDN loaders"
