@@ -21,11 +21,12 @@ def _version(dist: str) -> str:
     except PackageNotFoundError: return "not installed"
 
 def info() -> dict:
-    "What `prefbench info` reports: versions, the device found, and the data directory."
+    "What `prefbench info` reports: versions, the device found, the data directory and whether it exists yet."
     from prefbench_lib.core import data_dir, get_device  # imports torch: only when asked
+    d = data_dir()  # not created here: whatever first saves a result creates it (save_frame, prefbench train)
     return {"prefbench": _version("prefbench"), "python": platform.python_version(),
             **{pkg: _version(pkg) for pkg in ("torch", "transformers", "panel")},
-            "device": str(get_device()), "data_dir": str(data_dir())}
+            "device": str(get_device()), "data_dir": str(d), "data_dir_exists": d.is_dir()}
 
 # %% ../nbs/90_cli.ipynb #8b3c2ee1
 def _cmd_dashboard(args: argparse.Namespace) -> int:
@@ -72,6 +73,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     d = info()
     if args.json: print(json.dumps(d))
     else:
+        exists = d.pop("data_dir_exists")
+        if not exists: d["data_dir"] += "  (not created yet: created when a result is first saved there)"
         width = max(map(len, d))
         for k, v in d.items(): print(f"{k:<{width}}  {v}")
     return 0

@@ -215,7 +215,10 @@ def figure(data: list[dict],  # traces as plain dicts (type, x, y, ...)
     return go.Figure({"data": data, "layout": {**LAYOUT, **layout}})
 
 # %% ../nbs/11_dashboards.ipynb #4b66c32c
-def axes(row: int, col: int, cols: int) -> dict:
+def axes(row: int,  # the subplot's row, from 1
+         col: int,  # its column, from 1
+         cols: int,  # columns in the grid
+        ) -> dict:  # {"xaxis": ..., "yaxis": ...}
     "The xaxis/yaxis references of subplot (row, col), counted from 1."
     i = (row - 1) * cols + col
     return {"xaxis": "x" if i == 1 else f"x{i}", "yaxis": "y" if i == 1 else f"y{i}"}
@@ -228,7 +231,11 @@ def _grid_layout(rows: int, cols: int, titles: tuple[str, ...], **kw) -> dict:
     layout.pop("template", None)  # the default template, which would override LAYOUT's
     return layout
 
-def grid(rows: int, cols: int, titles: tuple[str, ...], **kw) -> dict:
+def grid(rows: int,  # subplot rows
+         cols: int,  # subplot columns
+         titles: tuple[str, ...],  # one title per subplot, row by row
+         **kw,  # more keyword arguments of make_subplots (spacing, specs, ...)
+        ) -> dict:  # a figure layout
     "A fresh copy of the grid's layout."
     return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), **kw))
 
@@ -323,7 +330,12 @@ class ModeSeekingExplorer(Explorer):
 # %% ../nbs/11_dashboards.ipynb #be11760d
 DASH = {"on_policy": "solid", "offline": "dash"}
 
-def band(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str, **kw) -> dict:
+def band(x: np.ndarray,  # [T] where the band is drawn
+         lo: np.ndarray,  # [T] its lower edge
+         hi: np.ndarray,  # [T] its upper edge
+         color: str,  # its fill colour
+         **kw,  # more trace attributes (xaxis, yaxis, legendgroup, ...)
+        ) -> dict:  # a scatter trace
     "A filled band between lo and hi, as a trace dict."
     return dict(type="scatter", x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself", fillcolor=color,
                 opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False, **kw)
@@ -799,7 +811,8 @@ class RunsDashboard(Dashboard):
     "Runs: the training runs under a directory, over steps, refreshed as they grow; what it cannot read, it says."
     EXPLORER, TITLE = RunsExplorer, "Runs"
 
-    def __init__(self, explorer: RunsExplorer | None = None, **params):
+    def __init__(self, explorer: RunsExplorer | None = None,  # None: RunsExplorer() with its defaults
+                 **params):
         super().__init__(explorer, **params)
         self.notice = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width")  # no runs: how to make one
         self.problems = pn.pane.Alert("", alert_type="warning", sizing_mode="stretch_width")  # directories that could not be read
@@ -836,7 +849,7 @@ def _poll_every(self: RunsDashboard, *_) -> None:
 # %% ../nbs/11_dashboards.ipynb #cd4761e9
 class Page(NamedTuple):
     "One served dashboard."
-    dashboard: type[Dashboard]
+    dashboard: type[Dashboard]  # the page's dashboard class
     summary: str  # two sentences for the index
 
 PAGES: dict[str, Page] = {

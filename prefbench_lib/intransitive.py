@@ -70,8 +70,8 @@ def fit_bt(P: Tensor,  # [K, K] preference matrix to fit
 def fit_gpm(P: Tensor,  # [K, K]
             dim: int = 2,  # embedding dimension 2k (even)
             *, restarts: int = 4,  # random starts; the best is kept
-            seed: int = 0,
-            iters: int = 500,
+            seed: int = 0,  # seeds the random starts
+            iters: int = 500,  # L-BFGS iterations per start
            ) -> Fit:  # params = (embeddings [K, dim],)
     "Best general-preference-model (GPM) fit with `dim`-dimensional embeddings."
     check_preference_matrix(P)
@@ -88,9 +88,9 @@ def fit_gpm(P: Tensor,  # [K, K]
 
 def fit_bt_mixture(P: Tensor,  # [K, K]
                    groups: int = 2,  # number of Bradley-Terry groups G
-                   *, restarts: int = 8,
-                   seed: int = 0,
-                   iters: int = 500,
+                   *, restarts: int = 8,  # random starts; the best is kept
+                   seed: int = 0,  # seeds the random starts
+                   iters: int = 500,  # L-BFGS iterations per start
                   ) -> Fit:  # params = (scores [G, K], weights [G])
     "Best fit of a mixture of G Bradley-Terry groups, without group labels."
     check_preference_matrix(P)

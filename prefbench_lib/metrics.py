@@ -192,7 +192,7 @@ def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, pb: PairP
                 win_rate=torch.einsum("ni,nij,nj->n", p, p_star, pb.ref_logps.exp()).mean().item())
 
 # %% ../nbs/07_margins.ipynb #af127383
-def train_pairs(problem: PairProblem,
+def train_pairs(problem: PairProblem,  # the pairs, their true rewards and the reference (`pair_problem`)
                 runs: str | Sequence[str | tuple[str, dict]] = "sigmoid",  # loss names in LOSSES, or (name, hyperparameters) pairs
                 *, beta: float = 0.1,  # beta of every loss
                 steps: int = 3000,  # gradient steps

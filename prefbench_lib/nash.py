@@ -98,7 +98,8 @@ def _draw(seed: int, *shape: int, uniform: bool = False) -> Tensor:
 # %% ../nbs/05_nash.ipynb #b9663125
 def rps_game(K: int = 3,  # number of actions; rock-paper-scissors has 3
              *, margins: tuple[float, float, float] | Tensor = (0.5, 0.5, 0.5),  # (m1, m2, m3) in [0, 1/2]: paper beats rock with 1/2 + m1, scissors beats paper with 1/2 + m2, rock beats scissors with 1/2 + m3
-             dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+             dtype: torch.dtype = torch.float64,  # of the returned matrix
+             device: torch.device | str | None = None,  # where it is built; None: torch's default
             ) -> Tensor:  # [3, 3]
     "Rock-paper-scissors with margins (m1, m2, m3); its equilibrium is proportional to (m2, m3, m1)."
     if check_int("K", K, 2) != 3: raise ValueError(f"the 'rps' game has K = 3 actions (rock, paper, scissors), got K={K}")
@@ -113,7 +114,8 @@ def rps_game(K: int = 3,  # number of actions; rock-paper-scissors has 3
 # %% ../nbs/05_nash.ipynb #367330f2
 def cyclic_game(K: int,  # number of actions, >= 2
                 *, margin: float = 0.5,  # in [0, 1/2]: action i beats i + 1 (mod K) with probability 1/2 + margin
-                dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float64,  # of the returned matrix
+                device: torch.device | str | None = None,  # where it is built; None: torch's default
                ) -> Tensor:  # [K, K]
     "The K-cycle: i beats i + 1 (mod K) with probability 1/2 + margin, all other pairs tie."
     K = check_int("K", K, 2)
@@ -126,7 +128,8 @@ def cyclic_game(K: int,  # number of actions, >= 2
 # %% ../nbs/05_nash.ipynb #6a390c43
 def random_game(K: int,  # number of actions, >= 2
                 *, seed: int = 0,  # seeds the draw
-                dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float64,  # of the returned matrix
+                device: torch.device | str | None = None,  # where it is built; None: torch's default
                ) -> Tensor:  # [K, K]
     "A random game: P_ij ~ U[0, 1] below the diagonal, P_ji = 1 - P_ij above it."
     K = check_int("K", K, 2)
@@ -139,7 +142,8 @@ def bt_game(K: int,  # number of actions, >= 2
             *, scores: Tensor | list | None = None,  # [K] Bradley-Terry scores; None: scale * N(0, 1) draws
             scale: float = 1.0,  # spread of the drawn scores
             seed: int = 0,  # seeds the draw
-            dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+            dtype: torch.dtype = torch.float64,  # of the returned matrix
+            device: torch.device | str | None = None,  # where it is built; None: torch's default
            ) -> Tensor:  # [K, K]
     "A transitive Bradley-Terry game: P_ij = sigma(s_i - s_j)."
     K = check_int("K", K, 2)
@@ -154,7 +158,8 @@ def mixture_game(K: int,  # number of actions, >= 2
                  groups: int = 3,  # G, the number of groups when the scores are drawn
                  scale: float = 2.0,  # spread of the drawn scores
                  seed: int = 0,  # seeds the draw
-                 dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float64,  # of the returned matrix
+                 device: torch.device | str | None = None,  # where it is built; None: torch's default
                 ) -> Tensor:  # [K, K]
     "A population of Bradley-Terry annotator groups: P = sum_g w_g sigma(s^g_i - s^g_j); intransitive in general."
     K = check_int("K", K, 2)
@@ -173,7 +178,8 @@ def gpm_game(K: int,  # number of actions, >= 2
              dim: int = 2,  # 2k, the (even) embedding dimension when the embeddings are drawn
              scale: float = 1.0,  # spread of the drawn embeddings
              seed: int = 0,  # seeds the draw
-             dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+             dtype: torch.dtype = torch.float64,  # of the returned matrix
+             device: torch.device | str | None = None,  # where it is built; None: torch's default
             ) -> Tensor:  # [K, K]
     "A general-preference-model game (GPM): P_ij = sigma(<R^> v_i, v_j>), cyclic in general."
     K = check_int("K", K, 2)
@@ -189,8 +195,8 @@ GAMES: dict[str, Callable[..., Tensor]] = {"rps": rps_game, "cyclic": cyclic_gam
 def preference_matrix(kind: str,  # a key of GAMES: rps, cyclic, random, bt, mixture, embedding
                       K: int,  # number of actions (3 for "rps")
                       *, seed: int | None = None,  # seeds the game's random parameters (games without any ignore it); None: 0
-                      dtype: torch.dtype = torch.float64,
-                      device: torch.device | str | None = None,
+                      dtype: torch.dtype = torch.float64,  # of the returned matrix
+                      device: torch.device | str | None = None,  # where it is built; None: torch's default
                       **parameters,  # the game's own keyword arguments: see its constructor, GAMES[kind]
                      ) -> Tensor:  # [K, K], P + P^T = 1, diagonal 1/2
     "The game GAMES[kind] with K actions."
@@ -446,7 +452,7 @@ def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
 def sampled_win_rates(pi: Tensor,  # [B, K] opponent policy
                       P: Tensor,  # [B, K, K]
                       n: int,  # opponents drawn per step
-                      generator: torch.Generator | None = None,
+                      generator: torch.Generator | None = None,  # the random draws; None: torch's global generator
                      ) -> Tensor:  # [B, K] unbiased estimate of P pi
     "Empirical win rate of every action against n opponents drawn from pi, with Bernoulli outcomes."
     B, K = pi.shape
@@ -548,14 +554,22 @@ def get_algorithm(name: str,  # a key of ALGORITHMS
 
 # %% ../nbs/05_nash.ipynb #029009fe
 @algorithm("omd")
-def omd_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def omd_step(x: Tensor,  # [B, K] log pi_t
+             pi: Tensor,  # [B, K] pi_t = exp(x)
+             G: Game,  # the step sizes and the game
+             state: None,  # no state
+            ) -> Tensor:  # [B, K] log pi_(t+1)
     "Online mirror descent = exact online IPO / INPO."
     # log pi_{t+1} = (1 - eta beta) log pi_t + eta beta log ref + eta P pi_t + c
     return _normalize(G.retain * x + G.ref_pull + G.win(pi), G.floor)
 
 # %% ../nbs/05_nash.ipynb #3ba1c19e
 @algorithm("nash_md")
-def nash_md_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def nash_md_step(x: Tensor,  # [B, K] log pi_t
+                 pi: Tensor,  # [B, K] pi_t = exp(x)
+                 G: Game,  # the step sizes and the game
+                 state: None,  # no state
+                ) -> Tensor:  # [B, K] log pi_(t+1)
     "Nash-MD: mirror step from, and against, the geometric mixture of pi_t and ref."
     # log pi^mu_t = (1 - eta beta) log pi_t + eta beta log ref + c
     mix = _normalize(G.retain * x + G.ref_pull, G.floor)
@@ -564,7 +578,11 @@ def nash_md_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
 
 # %% ../nbs/05_nash.ipynb #c913993c
 @algorithm("egpo")
-def egpo_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def egpo_step(x: Tensor,  # [B, K] log pi_t
+              pi: Tensor,  # [B, K] pi_t = exp(x)
+              G: Game,  # the step sizes and the game
+              state: None,  # no state
+             ) -> Tensor:  # [B, K] log pi_(t+1)
     "EGPO: the OMD step twice, the second against the half-step policy."
     base = G.retain * x + G.ref_pull
     # log pi_{t+1/2} = (1 - eta beta) log pi_t + eta beta log ref + eta P pi_t + c
@@ -584,7 +602,11 @@ class LastWinRates:
         return cls()
 
 @algorithm("optimistic", start=LastWinRates.start)
-def optimistic_step(x: Tensor, pi: Tensor, G: Game, state: LastWinRates) -> Tensor:
+def optimistic_step(x: Tensor,  # [B, K] log pi_t
+                    pi: Tensor,  # [B, K] pi_t = exp(x)
+                    G: Game,  # the step sizes and the game
+                    state: LastWinRates,  # the win rates of the previous step
+                   ) -> Tensor:  # [B, K] log pi_(t+1)
     "Optimistic mirror descent: the last win rates predict the next ones."
     g = G.win(pi)
     g_prev = g if state.win_rates is None else state.win_rates  # at t = 0 the prediction is g_0 itself
@@ -594,14 +616,22 @@ def optimistic_step(x: Tensor, pi: Tensor, G: Game, state: LastWinRates) -> Tens
 
 # %% ../nbs/05_nash.ipynb #0bce1628
 @algorithm("hedge", uses_reference=False)
-def hedge_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def hedge_step(x: Tensor,  # [B, K] log pi_t
+               pi: Tensor,  # [B, K] pi_t = exp(x)
+               G: Game,  # the step sizes and the game
+               state: None,  # no state
+              ) -> Tensor:  # [B, K] log pi_(t+1)
     "Hedge / SPPO: multiplicative weights on the win rates, no reference."
     # log pi_{t+1} = log pi_t + eta P pi_t + c
     return _normalize(x + G.win(pi), G.floor)
 
 # %% ../nbs/05_nash.ipynb #485f5f03
 @algorithm("spo")
-def spo_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def spo_step(x: Tensor,  # [B, K] log pi_t
+             pi: Tensor,  # [B, K] pi_t = exp(x)
+             G: Game,  # the step sizes and the game
+             state: None,  # no state
+            ) -> Tensor:  # [B, K] log pi_(t+1)
     "SPO with an exact softmax policy-gradient learner on the win-rate reward (minus the KL penalty when beta > 0)."
     # eta r_t(y) = eta [P(y > pi_t) - beta log(pi_t(y) / ref(y))]
     r = G.win(pi) - G.eta * G.beta * (x - G.log_ref)
@@ -633,7 +663,11 @@ class Population:
         while len(self.logits) < len(self.lambdas): self.logits.append(self.logits[-1]); self.win_rates.append(self.win_rates[-1])
 
 @algorithm("mnpo", start=Population.start)
-def mnpo_step(x: Tensor, pi: Tensor, G: Game, pop: Population) -> Tensor:
+def mnpo_step(x: Tensor,  # [B, K] log pi_t
+              pi: Tensor,  # [B, K] pi_t = exp(x)
+              G: Game,  # the step sizes and the game
+              pop: Population,  # the last m policies and their win rates
+             ) -> Tensor:  # [B, K] log pi_(t+1)
     "MNPO: a mirror step against a weighted population of the last m policies."
     pop.join(x, G.win(pi))
     # log pi_{t+1} = eta beta log ref + (1 - eta beta) sum_j lambda_j log pi_{t-j} + eta sum_j lambda_j P pi_{t-j} + c
@@ -643,7 +677,11 @@ def mnpo_step(x: Tensor, pi: Tensor, G: Game, pop: Population) -> Tensor:
 
 # %% ../nbs/05_nash.ipynb #6ddcdcf1
 @algorithm("nash_md_pg")
-def nash_md_pg_step(x: Tensor, pi: Tensor, G: Game, state: None) -> Tensor:
+def nash_md_pg_step(x: Tensor,  # [B, K] log pi_t
+                    pi: Tensor,  # [B, K] pi_t = exp(x)
+                    G: Game,  # the step sizes and the game
+                    state: None,  # no state
+                   ) -> Tensor:  # [B, K] log pi_(t+1)
     "Nash-MD-PG: a softmax policy-gradient step on the win rate against the geometric mixture, minus the KL penalty."
     # log pi^mu_t = (1 - eta beta) log pi_t + eta beta log ref + c
     mix = _normalize(G.retain * x + G.ref_pull, G.floor)

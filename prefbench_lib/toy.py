@@ -138,7 +138,8 @@ def leave_one_out(r: Tensor,  # [R, N] rewards
 # %% ../nbs/03_toy_bandit.ipynb #76a618c5
 def empty_batch(R: int, N: int,  # rows and samples per row
                 pairs: tuple[Tensor, Tensor],  # chosen [P], rejected [P] from `pair_positions`
-                device: torch.device | str = "cpu") -> Batch:
+                device: torch.device | str = "cpu",  # where the buffers live
+               ) -> Batch:
     "Zeroed buffers for a batch of R rows."
     c, r = (x.to(device) for x in pairs)
     z = lambda n: torch.zeros(R, n, device=device)
@@ -176,7 +177,7 @@ def make_batch(actions: Tensor,  # [R, N] samples, any order
                logp: Tensor,  # [R, K] log pi
                log_ref: Tensor,  # [K] log pi_ref
                *, pairs: str = "best_worst",  # one of PAIRINGS
-               min_reward_gap: float = 0.0,
+               min_reward_gap: float = 0.0,  # see `pair_weights`
                behaviour_logp: Tensor | None = None,  # [R, K] log pi_old of the policy that drew it; None: logp
               ) -> Batch:
     "A batch of fresh samples, sorted by reward, prepared as the training loop prepares one."
@@ -214,7 +215,9 @@ class Rule:
 # %% ../nbs/03_toy_bandit.ipynb #94b4bbd1
 RULES: dict[str, type[Rule]] = {}
 
-def rule(name: str, *, replace: bool = False):
+def rule(name: str,  # the key in RULES
+         *, replace: bool = False,  # True: replace the rule registered under `name`
+        ):
     "Class decorator: make `cls` a frozen dataclass and register it as the rule `name`."
     def deco(cls):
         if name in RULES and not replace: raise ValueError(f"rule name {name!r} is already registered")
@@ -645,15 +648,15 @@ class StepMetrics:
 # %% ../nbs/03_toy_bandit.ipynb #3dbb6742
 class Run(NamedTuple):
     "One run of a sweep."
-    algorithm: str
-    regime: str
-    reward_center: float
-    seed: int
+    algorithm: str  # a key of RULES
+    regime: str  # "offline" or "on_policy"
+    reward_center: float  # the bin where the reward peaks
+    seed: int  # the run's seed
 
 @dataclass
 class History:
     "What `train` recorded, rows in the order of `runs`."
-    runs: list[Run]
+    runs: list[Run]  # one per row, in row order
     metrics: Tensor  # [T + 1, R, 8] the METRICS before each step, and after the last
     logps: Tensor | None  # [T + 1, R, K] log of the policy (mean over contexts), when recorded
     steps: int  # steps completed (the planned number unless interrupted)
@@ -938,7 +941,8 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins
                  *, divergence: str = "forward",  # "forward": KL(target || q); "reverse": KL(q || target)
                  init_mean: float | None = None,  # start of mu (default: a third of the way, K / 3)
                  init_std: float | None = None,  # start of sigma (default K / 10)
-                 steps: int = 2000, lr: float = 0.05,
+                 steps: int = 2000,  # Adam steps
+                 lr: float = 0.05,  # Adam's learning rate
                 ) -> dict:  # q [K], mean, std, kl_forward, kl_reverse
     "Fit a discretised Gaussian q_{mu, sigma} to `target` by forward or reverse KL (Adam on mu and log sigma)."
     check_choice("divergence", divergence, ("forward", "reverse"))

@@ -42,11 +42,29 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
 
 def test_install_pins_cpu_torch_before_anything_else():
     mk = (ROOT / "Makefile").read_text()
-    recipe = mk.split("$(VENV)/.installed:")[1]
+    recipe = mk.split("\n$(STAMP):")[1]
     installs = [l.strip() for l in recipe.splitlines() if "pip install" in l]
     assert "$(TORCH)" in installs[0] and "-e" not in installs[0], "torch must be installed on its own, first"
     assert all("$(TORCH)" in l for l in installs), "every later install keeps torch pinned"
     assert re.search(r"^TORCH\s*:?=\s*torch==2\.13\.0$", mk, re.M)
+
+
+def test_install_stamp_follows_content_not_mtime(tmp_path):
+    "Rewriting pyproject.toml with the same content (as nbdev-export does) leaves the install up to date; a change does not."
+    import shutil, subprocess, time
+    for f in ("Makefile", "pyproject.toml"): shutil.copy2(ROOT / f, tmp_path / f)
+    def up_to_date() -> bool:
+        return subprocess.run(["make", "-q", "install"], cwd=tmp_path, capture_output=True).returncode == 0
+    stamp = subprocess.run(["make", "-s", "--eval=print-stamp: ; @echo $(STAMP)", "print-stamp"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / stamp).parent.mkdir(parents=True)
+    (tmp_path / stamp).touch()
+    assert up_to_date()
+    time.sleep(0.01)
+    (tmp_path / "pyproject.toml").write_text((tmp_path / "pyproject.toml").read_text())  # same content, newer mtime
+    assert up_to_date()
+    (tmp_path / "pyproject.toml").write_text((tmp_path / "pyproject.toml").read_text() + "\n# changed\n")
+    assert not up_to_date()
 
 
 def test_pyproject_declares_nbdev3_settings_and_extras():
@@ -73,11 +91,14 @@ def test_quarto_config_is_top_level_and_lists_exactly_the_notebooks():
     in_sidebar = list(pages(q["website"]["sidebar"]["contents"]))
     notebooks = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
     assert sorted(in_sidebar) == notebooks, "every notebook once in the sidebar, and no page that does not exist"
-    for it in q["website"]["navbar"]["left"]: assert (ROOT / "nbs" / it["href"]).exists(), it
+    navbar = [m for it in q["website"]["navbar"]["left"] for m in it.get("menu", [it])]
+    for it in navbar: assert (ROOT / "nbs" / it["href"]).exists(), it
+    assert [it["text"] for it in q["website"]["navbar"]["left"]] == \
+        ["Home", "Losses", "Toy labs", "Nash", "Margins", "LM lab", "Dashboards", "API"]
 
 
 def test_reader_path_table_names_only_existing_notebooks():
     index = (ROOT / "README.md").read_text()
     table = index.split("## Reader path")[1].split("\n## ")[0]
-    named = re.findall(r"^\| `([\w]+)`", table, re.M)
+    named = re.findall(r"^\| \[?`([\w]+)`(?:\]\(nbs/\1\.ipynb\))?", table, re.M)
     assert named and all((ROOT / "nbs" / f"{n}.ipynb").exists() for n in named), named

@@ -2,7 +2,7 @@
 
 nbdev's own `nbdev-readme` renders through Quarto, which cannot be installed on
 every machine; this produces the same kind of GitHub-flavoured markdown from
-the notebook: markdown cells as they are (image paths relative to nbs/ made relative to the top level), code cells as python blocks (cells
+the notebook: markdown cells as they are (image and notebook paths relative to nbs/ made relative to the top level), code cells as python blocks (cells
 marked `#| hide` left out, `#|` directives stripped), text outputs as plain
 blocks, and a pointer in place of each interactive Plotly figure.
 Run it with `make readme`; tests/test_project.py checks README.md is current.
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INDEX, README = ROOT / "nbs" / "index.ipynb", ROOT / "README.md"
 _DIRECTIVE = re.compile(r"^\s*#\|\s*(.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_RELATIVE_IMAGE = re.compile(r"\]\((?![a-z]+:|/|#)([^)\s]+\.(?:png|jpg|jpeg|gif|svg))")  # an image path relative to nbs/
+_RELATIVE_IMAGE = re.compile(r"\]\((?![a-z]+:|/|#)([^)\s]+\.(?:png|jpg|jpeg|gif|svg|ipynb)(?:#[^)\s]*)?\))")  # an image or notebook path relative to nbs/
 FIGURE_NOTE = "*(Interactive Plotly figure: run `nbs/index.ipynb` or open the documentation site to see it.)*"
 
 
