@@ -392,7 +392,8 @@ def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
               v: Tensor,  # [R, P] second moment (or [R, 1] with `per_run=True`), updated in place
               t: int,  # step number, from 1
               lr: Tensor | float,  # [R, 1] learning rate per run, or one for all
-              *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              *, betas: tuple[float, float] = (0.9, 0.999),  # (beta_1, beta_2): decay rates of the two moments
+              eps: float = 1e-8,  # added to the root of the second moment
               per_run: bool = False,  # one second moment per run (mean of grad^2 over the row) instead of per coordinate
              ) -> None:
     "One Adam step, in place: per coordinate (Kingma & Ba, arXiv:1412.6980) or with a per-run second moment."

@@ -340,7 +340,8 @@ class Family:
 
 FAMILIES: dict[str, Family] = {}  # keyed like LOSS_KINDS
 
-def family_of(cfg: TrainConfig) -> Family:
+def family_of(cfg: TrainConfig,  # its loss_type names the family
+             ) -> Family:
     "The family of the configured losses (the config guarantees they share one)."
     return FAMILIES[_loss_kind(cfg.loss_type[0])]
 
@@ -447,7 +448,9 @@ FAMILIES["lists"] = Family("ranked", _list_examples, _list_loss, _list_metrics)
 def sample(model: torch.nn.Module,  # a causal LM (unwrapped)
            prompts: list[Tensor],  # N prompt id vectors (with <bos>)
            n: int,  # completions per prompt
-           *, max_new_tokens: int, pad_id: int, eos_id: int,
+           *, max_new_tokens: int,  # a completion's length limit
+           pad_id: int,  # the tokenizer's padding id
+           eos_id: int,  # the end-of-sequence id: sampling stops after it
           ) -> list[list[Tensor]]:  # N lists of n completion id vectors, each cut after its first <eos>
     "n samples per prompt from the model at temperature 1 (no top-k/top-p), with the KV cache."
     was_training = model.training
@@ -467,7 +470,8 @@ def sample(model: torch.nn.Module,  # a causal LM (unwrapped)
 # %% ../nbs/09_lm_train.ipynb #c6c932c7
 class RunDir:
     "Paths and files of a run directory (see the tree above)."
-    def __init__(self, path: str | Path): self.path = Path(path)
+    def __init__(self, path: str | Path,  # the run's directory (created by `start`)
+                ): self.path = Path(path)
     def __truediv__(self, name: str) -> Path: return self.path / name
 
     def checkpoints(self) -> list[Path]:
@@ -508,7 +512,10 @@ def _atomic(path: Path, write) -> None:
 # %% ../nbs/09_lm_train.ipynb #c00f8b99
 class Batches:
     "Global batches of dataset indices: a fresh random permutation each epoch, resumable from its state."
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int,  # dataset size
+                 batch_size: int,  # indices per global batch
+                 seed: int,  # seeds the permutations
+                ):
         self.n, self.batch_size = check_int("n", n, 1), check_int("batch_size", batch_size, 1)
         self.g, self.order, self.pos = torch.Generator().manual_seed(seed), torch.empty(0, dtype=torch.long), 0
 
@@ -641,7 +648,16 @@ def _load_weights(model, directory: Path) -> None:
     load_model(model, directory / "model.safetensors", strict=False)
 
 # %% ../nbs/09_lm_train.ipynb #c6946440
-def train_step(cfg: TrainConfig, fam: Family, policy, reference, opt, acc, batch: Examples, ref: dict | None, state: dict, pad_id: int,
+def train_step(cfg: TrainConfig,  # the run's config
+               fam: Family,  # the family of its losses
+               policy,  # the model being trained (prepared by Accelerate)
+               reference,  # the reference model, or None when its log-probs are cached
+               opt,  # the optimizer (prepared)
+               acc,  # the Accelerator
+               batch: Examples,  # this process's share of the global batch
+               ref: dict | None,  # the cached reference readings of the batch; None: read `reference` live
+               state: dict,  # the family's state carried between steps (e.g. BCO's running shift)
+               pad_id: int,  # the tokenizer's padding id
               ) -> dict:  # the step's metrics (without "step")
     "One optimizer step of the family's loss on a batch; metrics from every process's examples."
     from accelerate.utils import gather_object
