@@ -40,7 +40,7 @@ __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING
            'figure', 'axes', 'grid', 'ModeSeekingExplorer', 'band', 'reference_policy', 'NashExplorer', 'runs_root',
            'read_run', 'RunsFound', 'read_runs', 'RunsExplorer', 'Dashboard', 'MarginsDashboard',
            'ModeSeekingDashboard', 'NashDashboard', 'RunsDashboard', 'Page', 'page', 'index_page', 'websocket_origins',
-           'serve']
+           'serialize_busy_state', 'serve']
 
 # %% ../nbs/11_dashboards.ipynb #e876b7a3
 def hyperparameter_class(loss: str,  # a name in LOSSES
@@ -915,6 +915,21 @@ def websocket_origins(address: str,  # the address the server binds
                                    f"allow_websocket_origin (HOST[:PORT], e.g. '{address}:{port}'); '*' is never accepted")
     return allow
 
+# %% ../nbs/11_dashboards.ipynb #50b55d7c
+_BUSY_LOCK = threading.RLock()
+
+def serialize_busy_state(state=None,  # Panel's global state object; None: `pn.state`
+                        ) -> None:
+    "Make Panel's busy counter thread-safe: its add/remove/cleanup methods run one thread at a time (idempotent)."
+    state = pn.state if state is None else state
+    for name in ("_add_busy_event", "_remove_busy_event", "_cleanup_busy_counter"):
+        fn = getattr(state, name)
+        if getattr(fn, "_serialized", False): continue
+        def locked(*args, _fn=fn, **kwargs):
+            with _BUSY_LOCK: return _fn(*args, **kwargs)
+        locked._serialized = True
+        setattr(state, name, locked)
+
 # %% ../nbs/11_dashboards.ipynb #c260544d
 def serve(port: int = 5006,  # 0: a free port
           address: str = "127.0.0.1",  # the interface to bind; anything but loopback needs allow_websocket_origin
@@ -929,6 +944,7 @@ def serve(port: int = 5006,  # 0: a free port
     port = port or _free_port(address)
     origins = websocket_origins(address, port, allow_websocket_origin)
     pn.config.nthreads = check_int("threads", threads, 1)
+    if threads > 1: serialize_busy_state()  # Panel's busy counter is not thread-safe
     apps = {"/": index_page, **{slug: (lambda slug=slug: page(slug)) for slug in PAGES}}
     titles = {"/": "prefbench dashboards", **{slug: f"prefbench · {p.dashboard.TITLE}" for slug, p in PAGES.items()}}
     # warm: build every page once before serving, so the first visitor finds the default runs in the cache

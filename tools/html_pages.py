@@ -163,5 +163,11 @@ def render(names: list[str] | None = None,  # notebook names without .ipynb; Non
 
 
 if __name__ == "__main__":
-    pages = render(sys.argv[1:] or None)
+    import argparse
+    ap = argparse.ArgumentParser(description="Render the notebooks' stored outputs to static pages readable offline.")
+    ap.add_argument("names", nargs="*", help="notebooks to render, e.g. 01_losses (a path or .ipynb suffix is fine); default: all")
+    names = [Path(n).name.removesuffix(".ipynb") for n in ap.parse_args().names]
+    for n in names:
+        if not (NBS / f"{n}.ipynb").is_file(): ap.error(f"no notebook nbs/{n}.ipynb")
+    pages = render(names or None)
     print(f"wrote {len(pages)} pages to {OUT.relative_to(ROOT)}/ (open {OUT.relative_to(ROOT)}/index.html)", file=sys.stderr)
