@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -115,4 +116,7 @@ def main(argv: list[str] | None = None,  # arguments without the program name; N
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.func(args)
+    try: return args.func(args)
+    except BrokenPipeError:  # the reader went away (`prefbench info --json | head -c 0`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not raise again
+        return 0

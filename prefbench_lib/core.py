@@ -28,18 +28,19 @@ __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
                  x: Tensor,  # tensor to check
-                 *, allow_inf: bool = True,  # log-probs may be -inf (probability 0); set False to reject +-inf too
+                 *, allow_inf: bool | str = True,  # True: +-inf allowed; "-inf": only -inf (log-probs, logits); False: neither
                 ) -> Tensor:  # `x`, unchanged
-    "Raise `ValueError` naming `name` if `x` is not a tensor or holds NaN (or +-inf when `allow_inf=False`)."
+    "Raise `ValueError` naming `name` if `x` is not a tensor or holds NaN (or an infinity `allow_inf` refuses)."
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}: {x!r}")
     if not (x.is_floating_point() or x.is_complex()): return x
     # fast path: one reduction, no [x.shape] bool temporary. NaN propagates through a sum; so do +-inf.
     total = x.sum()
-    if not (torch.isnan(total) or (not allow_inf and torch.isinf(total))): return x
-    bad = torch.isnan(x) if allow_inf else ~torch.isfinite(x)
+    suspect = torch.isnan(total) or (allow_inf is False and torch.isinf(total)) or (allow_inf == "-inf" and total == math.inf)
+    if not suspect: return x
+    bad = torch.isnan(x) if allow_inf is True else (torch.isnan(x) | torch.isposinf(x)) if allow_inf == "-inf" else ~torch.isfinite(x)
     if bad.any():  # (a sum of +inf and -inf is NaN with no NaN inside: then nothing is bad)
         idx = tuple(int(i) for i in bad.nonzero()[0])
-        what = "NaN" if allow_inf else "a non-finite value"
+        what = {True: "NaN", "-inf": "NaN or +inf"}.get(allow_inf, "a non-finite value")
         raise ValueError(f"{name} contains {what}: {name}[{', '.join(map(str, idx))}] = {x[idx].item()} "
                          f"({int(bad.sum())} of {x.numel()} entries are bad)")
     return x
@@ -211,20 +212,20 @@ def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
 # %% ../nbs/00_core.ipynb #3170c3dc
 def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
     "Validate shapes and values of (logits, labels, mask); return the mask as bool [B, T]."
-    check_tensor("logits", logits)
+    check_tensor("logits", logits, allow_inf="-inf")  # -inf: a masked (banned) token; +inf has no softmax
     if logits.ndim != 3: raise ValueError(f"logits must have shape [B, T, V], got shape {tuple(logits.shape)}")
     if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
         raise ValueError(f"labels must have shape [B, T] = {tuple(logits.shape[:2])} to match logits, "
                          f"got {tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
     if labels.is_floating_point(): raise ValueError(f"labels must hold integer token ids, got dtype {labels.dtype}")
-    if mask is None: return torch.ones_like(labels, dtype=torch.bool)
-    mask = check_mask("mask", mask, tuple(labels.shape), like="labels [B, T]")
+    mask = torch.ones_like(labels, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(labels.shape), like="labels [B, T]")
     scored = scored_mask(mask)
     vocab = logits.shape[-1]
     bad = scored & ((labels < 0) | (labels >= vocab))
     if bad.any():
         b, t = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"labels must be token ids in [0, {vocab}) where mask is 1, got labels[{b}, {t}] = {int(labels[b, t])}")
+        raise ValueError(f"labels must be token ids in [0, {vocab}) where they are scored (mask 1, or every position after the first "
+                         f"when mask is None), got labels[{b}, {t}] = {int(labels[b, t])}")
     return mask
 
 def scored_mask(mask: Tensor,  # [B, T] 0/1 or bool: positions to score
@@ -272,7 +273,8 @@ class _NextTokenLogps(torch.autograd.Function):
         for b in range(0, logits.shape[0], n):
             s = slice(b, b + n)
             # dl_t/dz_{t-1} = onehot(x_t) - softmax(z_{t-1}), with softmax = exp(z - log Z); scaled by g_t
-            blk = (logits[s, :-1].to(g.dtype) - log_norm[s, :, None]).exp_().mul_(-g[s, :, None])
+            # unscored positions are left out before the exp: there z - log Z may be -inf - (-inf) (a fully masked row)
+            blk = torch.where(m[s, :, None], logits[s, :-1].to(g.dtype) - log_norm[s, :, None], -math.inf).exp_().mul_(-g[s, :, None])
             grad[s, :-1] = blk.scatter_add_(-1, x[s, :, None], g[s, :, None])
         return grad, None, None
 
@@ -283,7 +285,13 @@ def token_logps(logits: Tensor,  # [B, T, V] model outputs; logits[:, t] score t
                ) -> Tensor:  # [B, T] log p(labels[:, t] | labels[:, :t]); 0 at position 0 and wherever mask is 0
     "Per-token log-probabilities of `labels` under `logits`, aligned with `labels`."
     mask = _check_lm_inputs(logits, labels, mask)
-    return _NextTokenLogps.apply(logits, labels, scored_mask(mask))
+    out = _NextTokenLogps.apply(logits, labels, scored := scored_mask(mask))
+    # a scored position whose logits are all -inf has no distribution: log Z = -inf and l_t = NaN (one reduction finds it)
+    if value_checks_enabled() and bool(torch.isnan(out.sum())):
+        b, t = (int(i) for i in (torch.isnan(out) & scored).nonzero()[0])
+        raise ValueError(f"logits[{b}, {t - 1}] is -inf for every token, so the scored token labels[{b}, {t}] has no probability: "
+                         "give that position a finite logit or set mask to 0 there")
+    return out
 
 def sequence_logps(logits: Tensor,  # [B, T, V] model outputs
                    labels: Tensor,  # [B, T] token ids
@@ -416,6 +424,8 @@ def get_device(device: str | torch.device | None = None,  # explicit choice ("cp
         try: dev = torch.device(device)
         except (RuntimeError, TypeError) as e: raise ValueError(f"device must name a torch device, got device={device!r}") from e
         if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available")
+        mps = getattr(torch.backends, "mps", None)
+        if dev.type == "mps" and not (mps is not None and mps.is_available()): raise ValueError(f"device={device!r} but MPS is not available")
         return dev
     if torch.cuda.is_available(): return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

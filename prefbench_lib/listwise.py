@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import check_in_interval, check_mask, check_positive, check_same_shape, check_tensor, upcast
+from .core import (check_in_interval, check_mask, check_positive, check_same_shape, check_tensor, upcast,
+                                 value_checks_enabled)
 
 # %% auto #0
 __all__ = ['SCORE_LIMIT', 'LIST_LOSSES', 'ListLossOutput', 'listmle_loss', 'lambda_weights', 'lipo_lambda_loss',
@@ -50,7 +51,12 @@ def _list_inputs(beta: float, policy_logps: Tensor, ref_logps: Tensor, scores: T
     p, ref = (torch.where(m, upcast(t), 0.0) for t in (policy_logps, ref_logps))
     psi = torch.where(m, scores.to(torch.float64), 0.0)
     # r_k = beta (s_theta(y_k) - s_ref(y_k)); 0 where masked
-    return beta * (p - ref), psi, m
+    r = beta * (p - ref)
+    if value_checks_enabled() and bool(torch.isnan(r.sum())):  # -inf - (-inf): a response neither model can produce
+        b, k = (int(i) for i in torch.isnan(r).nonzero()[0])
+        raise ValueError(f"policy_logps[{b}, {k}] and ref_logps[{b}, {k}] are both -inf: that response has probability 0 under "
+                         "both models, so its log-ratio is undefined; mask it out")
+    return r, psi, m
 
 def _reported(r: Tensor, m: Tensor) -> Tensor:
     "The rewards a loss reports: detached, NaN where masked."
@@ -83,8 +89,9 @@ def listmle_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over compl
     z = torch.where(m_o, r_o, _MASKED)
     # LSE_{j >= k} r_(j): a log-cumsum-exp over the reversed list
     suffix = torch.logcumsumexp(z.flip(1), dim=1).flip(1)
-    # L = sum_k [ LSE_{j >= k} r_(j) - r_(k) ], over present positions k
-    losses = torch.where(m_o, suffix - z, 0.0).sum(1)
+    # L = sum_k [ LSE_{j >= k} r_(j) - r_(k) ], over present positions k; a term whose item carries all of the
+    # remaining weight is 0 (log 1), which also covers -inf - (-inf) when only zero-probability responses remain
+    losses = torch.where(m_o, torch.where(suffix == z, 0.0, suffix - z), 0.0).sum(1)
     return ListLossOutput(losses, _reported(r, m))
 
 # %% ../nbs/02_listwise.ipynb #75117bdc
@@ -117,8 +124,10 @@ def _lambda_loss(r: Tensor, psi: Tensor, m: Tensor) -> Tensor:
     except ValueError as e:
         raise ValueError(f"{e}: the lambda weight uses the gain 2**score, so give grades (e.g. in [0, 1]), not raw values") from None
     delta = lambda_weights(r, psi, m).to(r.dtype)
-    # -log sigma(r_i - r_j) = softplus(-(r_i - r_j))
-    pair_nll = F.softplus(-(r[:, :, None] - r[:, None, :]))
+    # -log sigma(r_i - r_j) = softplus(-(r_i - r_j)), on the weighted pairs only: elsewhere r_i - r_j may be
+    # -inf - (-inf) (a response with log-prob -inf against itself), whose 0 weight would make 0 * NaN
+    diff = torch.where(delta > 0, r[:, :, None] - r[:, None, :], 0.0)
+    pair_nll = F.softplus(-diff)
     # L = sum_{i, j: psi_i > psi_j} Delta_ij * -log sigma(r_i - r_j)
     return (delta * pair_nll).sum((1, 2))
 
