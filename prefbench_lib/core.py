@@ -20,10 +20,10 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
-           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'register',
-           'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps',
-           'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device',
-           'seed_everything', 'data_dir', 'save_frame']
+           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
+           'check_lengths', 'check_real', 'check_type', 'check_texts', 'register', 'scored_mask', 'completion_lengths',
+           'token_logps', 'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread',
+           'machine_busy', 'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -76,10 +76,11 @@ def check_positive(name: str,  # argument name, e.g. "beta"
 def check_int(name: str,  # argument name, e.g. "steps"
               value: int,  # must be an integer (Python or NumPy, not bool) >= low
               low: int = 0,  # the smallest allowed value
+              high: int | None = None,  # the largest allowed value; None: no upper end
              ) -> int:  # `value` as a Python int
-    "Raise `ValueError` naming `name` unless `value` is an integer >= `low`."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    "Raise `ValueError` naming `name` unless `value` is an integer >= `low` (and <= `high`)."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer {'>= ' + str(low) if high is None else f'in [{low}, {high}]'}, got {name}={value!r}")
     return int(value)
 
 # %% ../nbs/00_core.ipynb #68071940
@@ -101,9 +102,10 @@ def check_in_interval(name: str,  # argument name, e.g. "label_smoothing"
                      ) -> float | Tensor:  # `value`, unchanged
     "Raise `ValueError` naming `name` unless every entry of `value` lies in the interval from `low` to `high`."
     check_choice("closed", closed, ("both", "left", "right", "neither"))
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, Tensor)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise ValueError(f"{name} must be a number (or a tensor of numbers), got {type(value).__name__}: {name}={value!r}")
     def inside(t):  # works on Python numbers and on tensors; NaN fails both comparisons
         return (t >= low if closed in ("both", "left") else t > low) & (t <= high if closed in ("both", "right") else t < high)
-    if isinstance(value, bool): raise ValueError(f"{name} must be a number, got {name}={value!r}")
     scalar = isinstance(value, (int, float, np.number))
     t = value if scalar else torch.as_tensor(value, dtype=torch.float64)  # plain numbers never touch torch: fast
     ok = inside(t) if scalar else inside(t).all()
@@ -193,6 +195,62 @@ def upcast(x: Tensor | None,  # any tensor, or None
     "Compute in at least float32."
     if x is None or x.dtype in (torch.float32, torch.float64): return x
     return x.to(torch.promote_types(x.dtype, torch.float32))
+
+# %% ../nbs/00_core.ipynb #f0adc759
+def check_logps(name: str,  # argument name, used in the error message
+                x: Tensor,  # log-probabilities, any shape
+               ) -> Tensor:  # `x`, unchanged
+    "Raise `ValueError` naming `name` unless `x` is a floating-point tensor of log-probabilities: <= 0, -inf allowed, no NaN."
+    if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of log-probabilities, got {type(x).__name__}: {x!r}")
+    if not x.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor of log-probabilities, got dtype {x.dtype}")
+    if x.numel() == 0 or not value_checks_enabled(): return x
+    # one reduction, no temporary: NaN propagates through max, and +inf or any p > 1 makes it positive
+    if bool(x.max() <= 0): return x
+    bad = ~(x <= 0)
+    idx = tuple(int(i) for i in bad.nonzero()[0])
+    raise ValueError(f"{name} must hold log-probabilities <= 0 (-inf allowed, no NaN), got {name}[{', '.join(map(str, idx))}] = "
+                     f"{x[idx].item()} ({int(bad.sum())} of {x.numel()} entries are bad)")
+
+def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
+                  x: Tensor,  # token counts, any numeric dtype but bool
+                 ) -> Tensor:  # `x`, unchanged
+    "Raise `ValueError` naming `name` unless `x` holds positive whole numbers (token counts)."
+    if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of token counts, got {type(x).__name__}: {x!r}")
+    if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold token counts (integers), got dtype {x.dtype}")
+    if x.numel() == 0 or not value_checks_enabled(): return x
+    # min >= 1 refuses 0, negatives and NaN; a float count must also be whole (frac is NaN at +-inf, so its sum is not 0)
+    if bool(x.min() >= 1) and (not x.is_floating_point() or bool(x.frac().abs().sum() == 0)): return x
+    bad = ~(x >= 1) | (x.frac() != 0 if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool))
+    idx = tuple(int(i) for i in bad.nonzero()[0])
+    raise ValueError(f"{name} must be positive whole token counts, got {name}[{', '.join(map(str, idx))}] = {x[idx].item()}")
+
+def check_real(name: str,  # argument name, e.g. "scores"
+               x: Tensor,  # real values: scores, margins, rewards, weights
+               *, allow_inf: bool | str = False,  # as `check_tensor`: True, "-inf" or False
+              ) -> Tensor:  # `x`, unchanged
+    "Raise `ValueError` naming `name` unless `x` is a real-valued (not bool, not complex) tensor without NaN (or the infinities refused)."
+    if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}: {x!r}")
+    if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    return check_tensor(name, x, allow_inf=allow_inf)
+
+def check_type(name: str,  # argument name, e.g. "config"
+               value,  # the argument
+               types: type | tuple[type, ...],  # what it must be an instance of
+              ):  # `value`, unchanged
+    "Raise `ValueError` naming `name` unless `value` is an instance of `types` (a bool is never an int here)."
+    ts = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, ts) and not (isinstance(value, bool) and bool not in ts): return value
+    raise ValueError(f"{name} must be {' or '.join(t.__name__ for t in ts)}, got {type(value).__name__}: {name}={value!r}"[:400])
+
+def check_texts(name: str,  # argument name, e.g. "texts"
+                value,  # a list (or tuple) of strings
+                *, empty_ok: bool = False,  # accept an empty list
+               ) -> list[str]:  # `value` as a list
+    "Raise `ValueError` naming `name` unless `value` is a list of strings: a bare string is refused (it would be read letter by letter)."
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"{name} must be a list of strings, got {type(value).__name__}: {name}={value!r}"[:400])
+    if not value and not empty_ok: raise ValueError(f"{name} must hold at least one string, got {name}=[]")
+    return list(value)
 
 # %% ../nbs/00_core.ipynb #339b3554
 def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)

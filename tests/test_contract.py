@@ -525,12 +525,15 @@ def test_unknown_keyword(key):
 
 
 if __name__ == "__main__":  # maintenance: which cases fail outside TODO, which TODO cases pass now (delete those)
+    import sys  # python tests/test_contract.py [prefix ...]: only the cases whose id starts with a prefix (nash. toy.make_batch)
     import warnings
     warnings.simplefilter("ignore")
+    only = tuple(sys.argv[1:])
     runs = [(c[0], test_bad_value, c[1:]) for c in BAD] + [(c[0], test_neginf_logps, c[1:]) for c in NEGINF] + \
            [(c[0], test_empty_batch, c[1:]) for c in EMPTY_BATCH] + [(c[0], test_empty_sequence, c[1:]) for c in EMPTY_SEQ] + \
            [(c[0], test_unknown_keyword, c[1:]) for c in UNKNOWN_KW]
     for case_id, test, args in runs:
+        if only and not case_id.startswith(only): continue
         try: test(*args); failed = None
         except pytest.fail.Exception as e: failed = str(e).splitlines()[0]
         todo = _todo_reason(case_id)
