@@ -16,21 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (check_choice, check_in_interval, check_mask, check_positive, check_same_shape, check_tensor,
-                                 register, upcast, value_checks_enabled)
+from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask, check_positive,
+                                 check_real, check_same_shape, check_tensor, check_type, register, upcast, value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # only `curriculum_pairs` builds a frame, and imports pandas when called
 
 # %% auto #0
 __all__ = ['LOSSES', 'TERMS', 'F_DIVERGENCES', 'EXP_CAP', 'EXAMPLE_HPARAMS', 'LossOutput', 'get_loss', 'capped_expm1',
-           'f_divergence_score', 'Pair', 'pairwise', 'soft_bce', 'sigmoid_loss', 'cdpo_loss', 'robust_loss',
-           'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss', 'sppo_hard_loss',
-           'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss', 'aot_loss',
-           'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss', 'dpop_loss',
-           'chipo_loss', 'sft_loss', 'cpo_loss', 'cpo_hinge_loss', 'cpo_ipo_loss', 'alphapo_loss', 'Mixture',
-           'loss_mixture', 'kto_kl_ref_point', 'kto_loss', 'RunningMean', 'bco_loss', 'apo_zero_unpaired_loss',
-           'lcpo_weights', 'lcpo_estimate_noise', 'curriculum_pairs', 'gradient_weight', 'Hyperparameter',
-           'loss_hyperparameters']
+           'f_divergence_score', 'Pair', 'Interval', 'declare_ranges', 'pairwise', 'soft_bce', 'sigmoid_loss',
+           'cdpo_loss', 'robust_loss', 'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss',
+           'sppo_hard_loss', 'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss',
+           'aot_loss', 'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss',
+           'dpop_loss', 'chipo_loss', 'sft_loss', 'cpo_loss', 'cpo_hinge_loss', 'cpo_ipo_loss', 'alphapo_loss',
+           'Mixture', 'loss_mixture', 'kto_kl_ref_point', 'kto_loss', 'RunningMean', 'bco_loss',
+           'apo_zero_unpaired_loss', 'lcpo_weights', 'lcpo_estimate_noise', 'curriculum_pairs', 'gradient_weight',
+           'Hyperparameter', 'loss_hyperparameters']
 
 # %% ../nbs/01_losses.ipynb #63de7ab9
 class LossOutput(NamedTuple):
@@ -45,37 +45,48 @@ TERMS: dict[str, Callable[..., LossOutput]] = {}  # terms only `loss_mixture` ta
 def get_loss(name: str,  # a name in LOSSES
             ) -> Callable[..., LossOutput]:  # the loss: (pair, *, beta, **its hyperparameters) -> LossOutput
     "The loss registered as `name`; a `ValueError` listing the known names otherwise."
-    if name not in LOSSES: raise ValueError(f"unknown loss name={name!r}; known: {', '.join(sorted(LOSSES))}")
+    try: known = isinstance(name, str) and name in LOSSES
+    except TypeError: known = False  # unhashable
+    if not known: raise ValueError(f"unknown loss name={name!r}; known: {', '.join(sorted(LOSSES))}")
     return LOSSES[name]
 
 # %% ../nbs/01_losses.ipynb #62b28928
 F_DIVERGENCES = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")  # TRL's f_divergence_type values
 EXP_CAP = 30.0  # capped_expm1 is exact up to here and linear beyond
 
-def capped_expm1(x: Tensor,  # exponent
-                 cap: float = EXP_CAP,  # exact for x <= cap
+def _capped_expm1(x: Tensor, cap: float = EXP_CAP) -> Tensor:
+    e = math.expm1(cap)  # a constant: the tangent's slope never meets the clamp's zero gradient (0 * inf = NaN at x = +inf)
+    # x <= c: e^x - 1;  x > c: e^c (1 + x - c) - 1 = (e + 1)(x - c) + e
+    return torch.where(x > cap, (e + 1) * (x - cap) + e, torch.expm1(x.clamp(max=cap)))
+
+def capped_expm1(x: Tensor,  # exponent: real values, +-inf allowed
+                 cap: float = EXP_CAP,  # exact for x <= cap, a finite number
                 ) -> Tensor:  # e^x - 1 for x <= cap; the tangent line at cap beyond
     "e^x - 1, exact up to `cap` and continued along its tangent beyond (finite, with a gradient that never vanishes)."
-    e = torch.expm1(x.clamp(max=cap))
-    # x <= c: e^x - 1;  x > c: e^c (1 + x - c) - 1 = (e + 1)(x - c) + e
-    return torch.where(x > cap, (e + 1) * (x - cap) + e, e)
+    check_real("x", x, allow_inf=True); check_in_interval("cap", cap, -math.inf, math.inf, closed="neither")
+    return _capped_expm1(x, cap)
 
-def f_divergence_score(log_ratio: Tensor,  # [B] rho = log pi_theta(y) - log pi_ref(y)
-                       f_divergence_type: str = "reverse_kl",  # one of F_DIVERGENCES (TRL's name)
-                       f_alpha_divergence_coef: float = 0.5,  # a, for "alpha_divergence" (TRL's default 0.5); 1 is reverse KL
-                      ) -> Tensor:  # [B] u = f'(e^rho), with u = 0 at rho = 0
-    "The score u = f'(pi/pi_ref) that replaces the log-ratio under an f-divergence (Wang et al. 2309.16240)."
+def _f_divergence_score(log_ratio: Tensor, f_divergence_type: str, a: float) -> Tensor:
     if f_divergence_type == "reverse_kl": return log_ratio  # u = rho
     if f_divergence_type == "forward_kl":
         # u = 1 - e^{-rho}
-        return -capped_expm1(-log_ratio)
+        return -_capped_expm1(-log_ratio)
     if f_divergence_type == "js_divergence":
         # u = log 2 + log sigma(rho)
         return math.log(2) + F.logsigmoid(log_ratio)
-    a = f_alpha_divergence_coef
     if a == 1: return log_ratio  # the limit a -> 1
     # u = (e^{(a - 1) rho} - 1) / (a - 1)
-    return capped_expm1((a - 1) * log_ratio) / (a - 1)
+    return _capped_expm1((a - 1) * log_ratio) / (a - 1)
+
+def f_divergence_score(log_ratio: Tensor,  # [B] rho = log pi_theta(y) - log pi_ref(y): real, +-inf allowed
+                       f_divergence_type: str = "reverse_kl",  # one of F_DIVERGENCES (TRL's name)
+                       f_alpha_divergence_coef: float = 0.5,  # a in (-inf, inf), for "alpha_divergence" (TRL's default 0.5); 1 is reverse KL
+                      ) -> Tensor:  # [B] u = f'(e^rho), with u = 0 at rho = 0
+    "The score u = f'(pi/pi_ref) that replaces the log-ratio under an f-divergence (Wang et al. 2309.16240)."
+    check_real("log_ratio", log_ratio, allow_inf=True)
+    check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
+    check_in_interval("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
+    return _f_divergence_score(log_ratio, f_divergence_type, f_alpha_divergence_coef)
 
 # %% ../nbs/01_losses.ipynb #ef8e9727
 class _cached:
@@ -121,9 +132,8 @@ class Pair:
         if v is None:
             hint = " (completion token counts)" if k.endswith("_lengths") else ""
             raise ValueError(f"loss {self.reader!r} needs {k}{hint}, got {k}=None")
-        if k.endswith("_lengths") and value_checks_enabled() and not bool(v.min() > 0):  # one reduction; NaN fails it too
-            i = int((~(v > 0)).nonzero()[0])
-            raise ValueError(f"{k} must be positive token counts, got {k}[{i}] = {v[i].item()}")
+        # log-probs: floating point, <= 0, no NaN (one max); lengths: positive whole counts (a min and, for floats, one sum)
+        check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)
         self._t[k] = upcast(v)
         return self._t[k]
 
@@ -132,15 +142,13 @@ class Pair:
         if not isinstance(value, Tensor) or value.ndim == 0: return value
         if value.shape != self.shape:
             raise ValueError(f"{name} must be a number or have the batch shape {tuple(self.shape)}, got shape {tuple(value.shape)}")
-        return check_tensor(name, value, allow_inf=False).to(self.get(next(k for k, v in self._raw.items() if v is not None)))
+        return check_real(name, value).to(self.get(next(k for k, v in self._raw.items() if v is not None)))
 
     def blame(self, losses: Tensor) -> None:
         "Called when `losses` are not all finite: raise a `ValueError` naming the bad input, if there is one."
         for k, v in self._raw.items():
             if v is None: continue
-            check_tensor(k, v)  # raises, naming k, if v holds NaN
-            if k in self._t and k.endswith("_lengths") and not bool((v > 0).all()):
-                raise ValueError(f"{k} must be > 0 (a completion has at least one token), got {k}={v.tolist()[:8]}")
+            check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)  # raises, naming k, if v is bad
         if bool(torch.isnan(losses).any()):
             i = int(torch.isnan(losses).nonzero()[0])
             given = {k: v[i].item() for k, v in self._raw.items() if v is not None}
@@ -156,9 +164,9 @@ class Pair:
     def log_ratio_r(self) -> Tensor: return self.get("policy_rejected_logps") - self.get("ref_rejected_logps")
     # rho = f'(pi / pi_ref): the log-ratio itself under reverse KL (DPO)
     @_cached
-    def rho_c(self) -> Tensor: return f_divergence_score(self.log_ratio_c, self.f_divergence_type, self.f_alpha_divergence_coef)
+    def rho_c(self) -> Tensor: return _f_divergence_score(self.log_ratio_c, self.f_divergence_type, self.f_alpha_divergence_coef)
     @_cached
-    def rho_r(self) -> Tensor: return f_divergence_score(self.log_ratio_r, self.f_divergence_type, self.f_alpha_divergence_coef)
+    def rho_r(self) -> Tensor: return _f_divergence_score(self.log_ratio_r, self.f_divergence_type, self.f_alpha_divergence_coef)
     # Delta = rho_c - rho_r
     @_cached
     def delta(self) -> Tensor: return self.rho_c - self.rho_r
@@ -183,23 +191,81 @@ class Pair:
         "`losses` with the rewards beta * rho_c, beta * rho_r: what a loss over the log-ratios returns."
         return LossOutput(losses, *self.rewards(beta))
 
+# %% ../nbs/01_losses.ipynb #22e44625
+class Interval(NamedTuple):
+    "A hyperparameter's valid range, declared next to its loss as text: '[0, 0.5)', '(0, inf)', '(-inf, inf)'."
+    low: float  # the lower end (-inf: unbounded)
+    high: float  # the upper end (inf: unbounded)
+    closed: str  # which ends belong to it: "both", "left", "right" or "neither" (as `check_in_interval`)
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        "An interval from its usual notation."
+        m = re.fullmatch(r"\s*([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])\s*", text) if isinstance(text, str) else None
+        if not m: raise ValueError(f"an interval is written like '[0, 0.5)' or '(0, inf)', got {text!r}")
+        return cls(float(m[2]), float(m[3]), {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[m[1] + m[4]])
+
+    def __str__(self) -> str:
+        return ("[" if self.closed in ("both", "left") else "(") + f"{self.low:g}, {self.high:g}" + ("]" if self.closed in ("both", "right") else ")")
+
+    def check(self, name: str, value):
+        "`value` if it lies in the interval, else a `ValueError` naming `name`; a plain float inside costs two comparisons."
+        if type(value) is float and (self.low < value or (value == self.low and self.closed in ("both", "left"))) \
+           and (value < self.high or (value == self.high and self.closed in ("both", "right"))): return value
+        return check_in_interval(name, value, self.low, self.high, closed=self.closed)
+
+def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) -> Callable[[dict], None]:
+    "The hyperparameter check of `fn`: each of `own` must have a declared interval; a call's values are checked against them."
+    missing, extra = [k for k in own if k not in ranges], [k for k in ranges if k not in own]
+    if missing: raise ValueError(f"{who} declares no range for {', '.join(missing)}: declare each hyperparameter's interval, e.g. {missing[0]}='[0, 1]'")
+    if extra: raise ValueError(f"{who} declares ranges for {', '.join(extra)}, which it does not take")
+    ivs = {k: Interval.parse(v) for k, v in ranges.items()}
+    optional = {k for k, p in inspect.signature(fn).parameters.items() if k in ivs and p.default is None}  # None: the loss picks
+    def door(hyperparameters: dict) -> None:
+        for k, v in hyperparameters.items():
+            iv = ivs.get(k)
+            if iv is None:
+                raise ValueError(f"{who} takes no hyperparameter(s) {', '.join(sorted(set(hyperparameters) - set(ivs)))}; "
+                                 f"its hyperparameters: {', '.join(own) or 'none'}")
+            if v is None and k in optional: continue
+            iv.check(k, v)
+    door.ranges = ivs
+    return door
+
+def declare_ranges(**ranges: str,  # each keyword-only hyperparameter's interval, e.g. desirable_weight="(0, inf)"
+                  ) -> Callable[[Callable], Callable]:
+    "Decorator for a loss outside the `Pair` family (unpaired, listwise): hyperparameters checked against `ranges` at every call, unknown keywords refused."
+    def deco(fn: Callable) -> Callable:
+        params = inspect.signature(fn).parameters
+        own = tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "beta")
+        door = _door(fn, ranges, own, fn.__name__)
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            unknown = kwargs.keys() - params.keys()
+            if unknown: raise ValueError(f"{fn.__name__} takes no keyword(s) {', '.join(sorted(unknown))}; it takes: {', '.join(params)}")
+            door({k: v for k, v in kwargs.items() if k in door.ranges})
+            return fn(*args, **kwargs)
+        checked.ranges = door.ranges
+        return checked
+    return deco
+
 # %% ../nbs/01_losses.ipynb #243c9b53
 def pairwise(*names: str,  # the names it is registered under: its own first, then aliases
              f_divergence: bool = True,  # does it read the log-ratios, so that any f-divergence composes with it?
              registry: dict | None = None,  # where to register it; None: LOSSES
+             **ranges: str,  # each hyperparameter's valid interval, e.g. label_smoothing="[0, 0.5)": all of them, or a TypeError
             ) -> Callable[[Callable[..., LossOutput]], Callable[..., LossOutput]]:
-    "Decorator: check a loss's arguments at the door and its losses on the way out, and register it under `names`."
+    "Decorator: check a loss's arguments at the door (hyperparameters against their declared `ranges`) and its losses on the way out, and register it under `names`."
     def deco(body: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
         own = tuple(k for k, p in inspect.signature(body).parameters.items() if p.kind is p.KEYWORD_ONLY and k != "beta")
+        door = _door(body, ranges, own, f"loss {names[0]!r}")
         @functools.wraps(body)  # the signature, docstring and docments are the body's: the function you read
         def loss(pair: Pair, *, beta: float, **hyperparameters) -> LossOutput:
             if not isinstance(pair, Pair):
                 raise ValueError(f"loss {names[0]!r} takes a Pair, e.g. LOSSES[{names[0]!r}](Pair(policy_chosen_logps, "
                                  f"policy_rejected_logps, ref_chosen_logps, ref_rejected_logps), beta=0.1); got pair={type(pair).__name__}")
             check_positive("beta", beta)
-            if not hyperparameters.keys() <= set(own):
-                raise ValueError(f"loss {names[0]!r} takes no hyperparameter(s) {', '.join(sorted(hyperparameters.keys() - set(own)))}; "
-                                 f"its hyperparameters: {', '.join(own) or 'none'}")
+            door(hyperparameters)
             if not f_divergence and pair.f_divergence_type != "reverse_kl":
                 raise ValueError(f"loss {names[0]!r} does not read the log-ratios, so it takes no f-divergence: "
                                  f"f_divergence_type must be 'reverse_kl', got f_divergence_type={pair.f_divergence_type!r}")
@@ -209,21 +275,23 @@ def pairwise(*names: str,  # the names it is registered under: its own first, th
             # NaN (an empty completion has rho = 0/0) or infinite; only then do we look for the argument to blame
             if value_checks_enabled() and not math.isfinite(out.losses.sum().item()): pair.blame(out.losses)
             return out
-        loss.names, loss.f_divergence, loss.hyperparameter_names = names, f_divergence, own
+        loss.names, loss.f_divergence, loss.hyperparameter_names, loss.ranges = names, f_divergence, own, door.ranges
         for n in names: register(LOSSES if registry is None else registry, n, loss, what="loss")
         return loss
     return deco
 
 # %% ../nbs/01_losses.ipynb #eeaeb769
-def soft_bce(h: Tensor,  # [B] preference logit, e.g. beta * Delta
-             p: float | Tensor,  # probability that the chosen side is truly preferred, scalar or [B]
+def _soft_bce(h: Tensor, p: float | Tensor) -> Tensor: return -(p * F.logsigmoid(h) + (1 - p) * F.logsigmoid(-h))
+
+def soft_bce(h: Tensor,  # [B] preference logit, e.g. beta * Delta: real, +-inf allowed
+             p: float | Tensor,  # probability in [0, 1] that the chosen side is truly preferred: a number, or exactly h's shape
             ) -> Tensor:  # [B]
     "-[p log sigma(h) + (1 - p) log sigma(-h)], with logsigmoid on both sides."
-    return -(p * F.logsigmoid(h) + (1 - p) * F.logsigmoid(-h))
-
-def _eps(value: float, high: float = 0.5, closed: str = "both") -> float:
-    "Validate label_smoothing (a flip rate eps)."
-    return check_in_interval("label_smoothing", value, 0.0, high, closed=closed)
+    check_real("h", h, allow_inf=True)
+    if isinstance(p, Tensor) and p.ndim and p.shape != h.shape:
+        raise ValueError(f"p must be a number or have h's shape {tuple(h.shape)}, got shape {tuple(p.shape)}")
+    check_in_interval("p", p, 0.0, 1.0)
+    return _soft_bce(h, p)
 
 # %% ../nbs/01_losses.ipynb #96dec02c
 @pairwise("sigmoid", "dpo")
@@ -235,36 +303,34 @@ def sigmoid_loss(pair: Pair,  # the batch of pairs
     return pair.output(-F.logsigmoid(beta * pair.delta), beta)
 
 # %% ../nbs/01_losses.ipynb #3db8e4a1
-@pairwise("cdpo")
+@pairwise("cdpo", label_smoothing="[0, 0.5]")
 def cdpo_loss(pair: Pair,  # the batch of pairs
               *, beta: float,  # beta > 0, the inverse temperature
               label_smoothing: float = 0.0,  # eps in [0, 0.5], the assumed flip rate
              ) -> LossOutput:
     "Conservative DPO: DPO's cross-entropy with target 1 - eps."
     # L = -(1 - eps) log sigma(beta Delta) - eps log sigma(-beta Delta)
-    return pair.output(soft_bce(beta * pair.delta, 1 - _eps(label_smoothing)), beta)
+    return pair.output(_soft_bce(beta * pair.delta, 1 - label_smoothing), beta)
 
-@pairwise("robust", "rdpo")
+@pairwise("robust", "rdpo", label_smoothing="[0, 0.5)")
 def robust_loss(pair: Pair,  # the batch of pairs
                 *, beta: float,  # beta > 0, the inverse temperature
                 label_smoothing: float = 0.0,  # eps in [0, 0.5), the known flip rate
                ) -> LossOutput:
     "rDPO: the unbiased estimate of the clean DPO loss under flip rate eps (Chowdhury et al. 2403.00409)."
-    eps = _eps(label_smoothing, closed="left")
-    h = beta * pair.delta
+    eps, h = label_smoothing, beta * pair.delta
     # L = [(1 - eps)(-log sigma(h)) - eps(-log sigma(-h))] / (1 - 2 eps)
     return pair.output(((1 - eps) * -F.logsigmoid(h) + eps * F.logsigmoid(-h)) / (1 - 2 * eps), beta)
 
-@pairwise("soft_dpo")
+@pairwise("soft_dpo", p="[0, 1]")
 def soft_dpo_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   p: float | Tensor = 1.0,  # [B] or scalar preference strength in [0, 1]; 1 is DPO
                  ) -> LossOutput:
     "Soft-label DPO: cross-entropy of sigma(beta Delta) against the preference strength p."
     p = pair.per_example("p", p)
-    check_in_interval("p", p, 0.0, 1.0)
     # L = -[p log sigma(beta Delta) + (1 - p) log sigma(-beta Delta)]
-    return pair.output(soft_bce(beta * pair.delta, p), beta)
+    return pair.output(_soft_bce(beta * pair.delta, p), beta)
 
 @pairwise("sigmoid_norm")
 def sigmoid_norm_loss(pair: Pair,  # the batch of pairs
@@ -275,13 +341,12 @@ def sigmoid_norm_loss(pair: Pair,  # the batch of pairs
     return pair.output(-F.logsigmoid(beta * pair.delta_bar), beta)
 
 # %% ../nbs/01_losses.ipynb #7c11e6e4
-@pairwise("sigmoid_attenuated", f_divergence=False)
+@pairwise("sigmoid_attenuated", f_divergence=False, gamma="[0, 1]")
 def attenuated_dpo(pair: Pair,  # the batch of pairs
                    *, beta: float,  # beta > 0, the inverse temperature
                    gamma: float = 1.0,  # xi in [0, 1], the weight of the reference term (not SimPO's gamma); 1 is DPO
                   ) -> LossOutput:
     "DPO with the reference log-probs scaled by xi, the keyword `gamma` (Chen et al. 2405.19534)."
-    gamma = check_in_interval("gamma", gamma, 0.0, 1.0)
     # s - xi s_ref, per side
     c = pair.get("policy_chosen_logps") - gamma * pair.get("ref_chosen_logps")
     r = pair.get("policy_rejected_logps") - gamma * pair.get("ref_rejected_logps")
@@ -314,14 +379,13 @@ def sppo_hard_loss(pair: Pair,  # the batch of pairs
     return pair.output((pair.rho_c - 1 / (2 * beta)) ** 2 + (pair.rho_r + 1 / (2 * beta)) ** 2, beta)
 
 # %% ../nbs/01_losses.ipynb #90ca95b8
-@pairwise("exo_pair")
+@pairwise("exo_pair", label_smoothing="(0, 0.5]")
 def exo_pair_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   label_smoothing: float = 1e-3,  # eps in (0, 0.5]: the label distribution is (1 - eps, eps)
                  ) -> LossOutput:
     "EXO: reverse KL from sigma(beta Delta) to the smoothed label (1 - eps, eps)."
-    eps = _eps(label_smoothing, closed="right")
-    h = beta * pair.delta
+    eps, h = label_smoothing, beta * pair.delta
     # L = sigma(h)[log sigma(h) - log(1 - eps)] + sigma(-h)[log sigma(-h) - log eps]
     return pair.output(torch.sigmoid(h) * (F.logsigmoid(h) - math.log1p(-eps)) + torch.sigmoid(-h) * (F.logsigmoid(-h) - math.log(eps)), beta)
 
@@ -334,13 +398,12 @@ def nca_pair_loss(pair: Pair,  # the batch of pairs
     # L = -log sigma(beta rho_c) - 1/2 log sigma(-beta rho_c) - 1/2 log sigma(-beta rho_r)
     return pair.output(-F.logsigmoid(c) - 0.5 * F.logsigmoid(-c) - 0.5 * F.logsigmoid(-r), beta)
 
-@pairwise("bco_pair")
+@pairwise("bco_pair", reward_shift="(-inf, inf)")
 def bco_pair_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   reward_shift: float = 0.0,  # delta in (-inf, inf), the classifier's threshold on beta * rho
                  ) -> LossOutput:
     "BCO on a pair: chosen classified as 1, rejected as 0, around the reward shift delta."
-    check_in_interval("reward_shift", reward_shift, -math.inf, math.inf, closed="neither")
     # L = -log sigma(beta rho_c - delta) - log sigma(-(beta rho_r - delta))
     return pair.output(-F.logsigmoid(beta * pair.rho_c - reward_shift) - F.logsigmoid(-(beta * pair.rho_r - reward_shift)), beta)
 
@@ -361,7 +424,7 @@ def apo_down_loss(pair: Pair,  # the batch of pairs
     # L = sigma(beta rho_c) + (1 - sigma(beta Delta))
     return pair.output(torch.sigmoid(beta * pair.rho_c) + (1 - torch.sigmoid(beta * pair.delta)), beta)
 
-@pairwise("aot", f_divergence=False)
+@pairwise("aot", f_divergence=False, label_smoothing="[0, 0.5]")
 def aot_loss(pair: Pair,  # the batch of pairs
              *, beta: float,  # beta > 0, the inverse temperature
              label_smoothing: float = 0.0,  # eps in [0, 0.5]
@@ -372,9 +435,9 @@ def aot_loss(pair: Pair,  # the batch of pairs
     # q_(i) = sort(s_c - s_r)_(i) - sort(s_ref,c - s_ref,r)_(i)
     q = torch.sort(pol, dim=0).values - torch.sort(ref, dim=0).values
     # L = -(1 - eps) log sigma(beta q) - eps log sigma(-beta q)
-    return pair.output(soft_bce(beta * q, 1 - _eps(label_smoothing)), beta)
+    return pair.output(_soft_bce(beta * q, 1 - label_smoothing), beta)
 
-@pairwise("aot_unpaired")
+@pairwise("aot_unpaired", label_smoothing="[0, 0.5]")
 def aot_unpaired_loss(pair: Pair,  # the batch of pairs
                       *, beta: float,  # beta > 0, the inverse temperature
                       label_smoothing: float = 0.0,  # eps in [0, 0.5]
@@ -382,40 +445,40 @@ def aot_unpaired_loss(pair: Pair,  # the batch of pairs
     "AOT (unpaired): soft-label logistic loss on sorted rho_c minus sorted rho_r across the batch."
     # q_(i) = sort(rho_c)_(i) - sort(rho_r)_(i)
     q = torch.sort(pair.rho_c, dim=0).values - torch.sort(pair.rho_r, dim=0).values
-    return pair.output(soft_bce(beta * q, 1 - _eps(label_smoothing)), beta)
+    return pair.output(_soft_bce(beta * q, 1 - label_smoothing), beta)
 
 # %% ../nbs/01_losses.ipynb #b34e8918
-@pairwise("discopop")
+@pairwise("discopop", tau="(0, inf)")
 def discopop_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   tau: float = 0.05,  # temperature tau in (0, inf) of the blend m = sigma(z / tau)
                  ) -> LossOutput:
     "DiscoPOP: a logistic/exponential blend gated by sigma(beta Delta / tau), computed without 0 * inf."
-    check_positive("tau", tau)
     z = beta * pair.delta
     # L = (1 - m)(-log sigma(z)) + m e^{-z}, with 1 - m = sigma(-z/tau) and m e^{-z} = exp(log sigma(z/tau) - z)
     return pair.output(torch.sigmoid(-z / tau) * -F.logsigmoid(z) + torch.exp(F.logsigmoid(z / tau) - z), beta)
 
 # %% ../nbs/01_losses.ipynb #47373e8f
-def log1mexp(a: Tensor,  # values < 0
-            ) -> Tensor:  # log(1 - e^a)
-    "log(1 - exp(a)) for a < 0, accurate everywhere (Maechler's two branches, split at a = -log 2)."
+def _log1mexp(a: Tensor) -> Tensor:
     # both branches are finite for every a < 0, so `where` never meets an inf or NaN gradient from the unused one
     return torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+
+def log1mexp(a: Tensor,  # log-probabilities a = log p <= 0 (-inf allowed)
+            ) -> Tensor:  # log(1 - e^a) = log(1 - p): -inf at a = 0, 0 at a = -inf
+    "log(1 - exp(a)) for a < 0, accurate everywhere (Maechler's two branches, split at a = -log 2)."
+    return _log1mexp(check_logps("a", a))
 
 def _simpo_gamma(beta: float, gamma: float | None, gamma_beta_ratio: float | None) -> float:
     "SimPO's margin gamma from gamma or gamma / beta (default ratio 0.5)."
     if gamma is not None and gamma_beta_ratio is not None:
         raise ValueError(f"give gamma or gamma_beta_ratio, not both: got gamma={gamma!r}, gamma_beta_ratio={gamma_beta_ratio!r}")
-    for k, v in (("gamma", gamma), ("gamma_beta_ratio", gamma_beta_ratio)):
-        if v is not None: check_in_interval(k, v, -math.inf, math.inf, closed="neither")
     return beta * (0.5 if gamma_beta_ratio is None else gamma_beta_ratio) if gamma is None else gamma
 
-@pairwise("simpo", f_divergence=False)
+@pairwise("simpo", f_divergence=False, gamma="(-inf, inf)", gamma_beta_ratio="(-inf, inf)")
 def simpo_loss(pair: Pair,  # the batch of pairs
                *, beta: float,  # beta > 0, the inverse temperature
-               gamma: float | None = None,  # absolute target margin gamma (TRL's simpo_gamma)
-               gamma_beta_ratio: float | None = None,  # or gamma / beta, the authors' knob (default 0.5)
+               gamma: float | None = None,  # absolute target margin gamma in (-inf, inf) (TRL's simpo_gamma)
+               gamma_beta_ratio: float | None = None,  # or gamma / beta in (-inf, inf), the authors' knob (default 0.5)
               ) -> LossOutput:
     "SimPO: reference-free, length-averaged DPO with a target margin."
     gamma = _simpo_gamma(beta, gamma, gamma_beta_ratio)
@@ -423,21 +486,17 @@ def simpo_loss(pair: Pair,  # the batch of pairs
     # L = -log sigma(beta (a_c - a_r) - gamma)
     return LossOutput(-F.logsigmoid(beta * (a_c - a_r) - gamma), (beta * a_c).detach(), (beta * a_r).detach())
 
-@pairwise("orpo", f_divergence=False)
+@pairwise("orpo", f_divergence=False, lambda_="[0, inf)")
 def orpo_loss(pair: Pair,  # the batch of pairs
               *, beta: float,  # beta > 0, the inverse temperature
               lambda_: float = 0.1,  # lambda in [0, inf), weight of the odds-ratio term (TRL's ORPO `beta`)
              ) -> LossOutput:
     "ORPO: chosen NLL plus lambda times the log-sigmoid odds-ratio term, on average log-probs."
-    check_in_interval("lambda_", lambda_, 0.0, math.inf, closed="left")
-    a_c, a_r = pair.avg_c, pair.avg_r
-    if bool(torch.maximum(a_c.max(), a_r.max()) > 0):  # one combined check on both sides
-        k, a = ("policy_chosen_logps", a_c) if bool(a_c.max() > 0) else ("policy_rejected_logps", a_r)
-        raise ValueError(f"{k} must be <= 0 (log-probabilities), got a positive entry {a.max().item()}")
+    a_c, a_r = pair.avg_c, pair.avg_r  # <= 0: `Pair` refuses positive log-probs
     # a probability of exactly 1 has infinite odds: keep a <= -1e-6, where log1mexp and its gradient are finite
     a_c, a_r = a_c.clamp(max=-1e-6), a_r.clamp(max=-1e-6)
     # log odds ratio = [a_c - log(1 - e^{a_c})] - [a_r - log(1 - e^{a_r})]
-    log_odds = (a_c - a_r) - (log1mexp(a_c) - log1mexp(a_r))
+    log_odds = (a_c - a_r) - (_log1mexp(a_c) - _log1mexp(a_r))
     # L = -a_c - lambda log sigma(log odds ratio)
     return LossOutput(-a_c - lambda_ * F.logsigmoid(log_odds), (beta * a_c).detach(), (beta * a_r).detach())
 
@@ -451,27 +510,25 @@ def npo_loss(pair: Pair,  # the batch of pairs
     return pair.output(2 / beta * F.softplus(beta * pair.rho_r), beta)
 
 # %% ../nbs/01_losses.ipynb #b990794d
-@pairwise("dpop")
+@pairwise("dpop", lambda_="[0, inf)")
 def dpop_loss(pair: Pair,  # the batch of pairs
               *, beta: float,  # beta > 0, the inverse temperature
               lambda_: float = 50.0,  # lambda in [0, inf), the penalty weight (the paper's lambda); 0 is DPO
              ) -> LossOutput:
     "DPO-Positive: DPO with a penalty once the chosen log-prob falls below the reference's (Pal et al. 2402.13228)."
-    check_in_interval("lambda_", lambda_, 0.0, math.inf, closed="left")
     # L = -log sigma(beta [Delta - lambda max(0, s_ref(y_c) - s_theta(y_c))])
     return pair.output(-F.logsigmoid(beta * (pair.delta - lambda_ * F.relu(-pair.log_ratio_c))), beta)
 
 # %% ../nbs/01_losses.ipynb #3d1b8af8
-@pairwise("chipo", f_divergence=False)
+@pairwise("chipo", f_divergence=False, r_max="(0, inf]")
 def chipo_loss(pair: Pair,  # the batch of pairs
                *, beta: float,  # beta > 0, the inverse temperature
                r_max: float | None = None,  # R_max in (0, inf]: the margin is clipped to [-2 R_max, 2 R_max]; None: no clip
               ) -> LossOutput:
     "chi-PO: DPO with the link phi(z) = z + log z on the ratio z = pi / pi_ref (Huang et al. 2407.13399)."
-    if r_max is not None: check_in_interval("r_max", r_max, 0.0, math.inf, closed="right")
     # phi = (e^rho - 1) + rho, per side
-    phi_c = capped_expm1(pair.log_ratio_c) + pair.log_ratio_c
-    phi_r = capped_expm1(pair.log_ratio_r) + pair.log_ratio_r
+    phi_c = _capped_expm1(pair.log_ratio_c) + pair.log_ratio_c
+    phi_r = _capped_expm1(pair.log_ratio_r) + pair.log_ratio_r
     # L = -log sigma(clip_{2 R_max}[beta (phi_c - phi_r)])
     h = beta * (phi_c - phi_r) if r_max is None else (beta * (phi_c - phi_r)).clamp(-2 * r_max, 2 * r_max)
     return LossOutput(-F.logsigmoid(h), (beta * phi_c).detach(), (beta * phi_r).detach())
@@ -488,11 +545,10 @@ def sft_loss(pair: Pair,  # the batch of pairs (its chosen log-probs and lengths
 
 def _with_nll(losses: Tensor, pair: Pair, cpo_alpha: float) -> Tensor:
     "losses + cpo_alpha * the SFT term (the lengths are only needed when cpo_alpha > 0)."
-    check_in_interval("cpo_alpha", cpo_alpha, 0.0, math.inf, closed="left")
     # L + alpha_cpo * l_sft
     return losses + cpo_alpha * (-pair.get("policy_chosen_logps") / pair.get("chosen_lengths").mean()) if cpo_alpha else losses
 
-@pairwise("cpo", f_divergence=False)
+@pairwise("cpo", f_divergence=False, label_smoothing="[0, 0.5]", cpo_alpha="[0, inf)")
 def cpo_loss(pair: Pair,  # the batch of pairs
              *, beta: float,  # beta > 0, the inverse temperature
              label_smoothing: float = 0.0,  # eps in [0, 0.5], cDPO's smoothing
@@ -501,10 +557,10 @@ def cpo_loss(pair: Pair,  # the batch of pairs
     "CPO: reference-free DPO on summed log-probs plus cpo_alpha times the chosen NLL (Xu et al. 2401.08417)."
     s_c, s_r = pair.get("policy_chosen_logps"), pair.get("policy_rejected_logps")
     # L = -(1 - eps) log sigma(h) - eps log sigma(-h) + alpha_cpo l_sft,  h = beta (s_c - s_r)
-    losses = _with_nll(soft_bce(beta * (s_c - s_r), 1 - _eps(label_smoothing)), pair, cpo_alpha)
+    losses = _with_nll(_soft_bce(beta * (s_c - s_r), 1 - label_smoothing), pair, cpo_alpha)
     return LossOutput(losses, (beta * s_c).detach(), (beta * s_r).detach())
 
-@pairwise("cpo_hinge", f_divergence=False)
+@pairwise("cpo_hinge", f_divergence=False, cpo_alpha="[0, inf)")
 def cpo_hinge_loss(pair: Pair,  # the batch of pairs
                    *, beta: float,  # beta > 0, the inverse temperature
                    cpo_alpha: float = 1.0,  # alpha_cpo in [0, inf), the weight of the SFT term
@@ -514,7 +570,7 @@ def cpo_hinge_loss(pair: Pair,  # the batch of pairs
     # L = max(0, 1 - beta (s_c - s_r)) + alpha_cpo l_sft
     return LossOutput(_with_nll(F.relu(1 - beta * (s_c - s_r)), pair, cpo_alpha), (beta * s_c).detach(), (beta * s_r).detach())
 
-@pairwise("cpo_ipo", f_divergence=False)
+@pairwise("cpo_ipo", f_divergence=False, cpo_alpha="[0, inf)")
 def cpo_ipo_loss(pair: Pair,  # the batch of pairs
                  *, beta: float,  # beta > 0, the inverse temperature
                  cpo_alpha: float = 1.0,  # alpha_cpo in [0, inf), the weight of the SFT term
@@ -524,18 +580,17 @@ def cpo_ipo_loss(pair: Pair,  # the batch of pairs
     losses = _with_nll((pair.avg_c - pair.avg_r - 1 / (2 * beta)) ** 2, pair, cpo_alpha)
     return LossOutput(losses, (beta * pair.avg_c).detach(), (beta * pair.avg_r).detach())
 
-@pairwise("alphapo", f_divergence=False)
+@pairwise("alphapo", f_divergence=False, alpha="(-inf, inf)", gamma="(-inf, inf)", gamma_beta_ratio="(-inf, inf)")
 def alphapo_loss(pair: Pair,  # the batch of pairs
                  *, beta: float,  # beta > 0, the inverse temperature
                  alpha: float = 0.0,  # alpha in (-inf, inf), the reward's shape; 0 is SimPO
-                 gamma: float | None = None,  # absolute target margin gamma (TRL's simpo_gamma)
-                 gamma_beta_ratio: float | None = None,  # or gamma / beta (default 0.5, as SimPO)
+                 gamma: float | None = None,  # absolute target margin gamma in (-inf, inf) (TRL's simpo_gamma)
+                 gamma_beta_ratio: float | None = None,  # or gamma / beta in (-inf, inf) (default 0.5, as SimPO)
                 ) -> LossOutput:
     "AlphaPO: SimPO with the reward (1 - p^(-alpha)) / alpha of the average per-token probability p (2501.03884)."
-    check_in_interval("alpha", alpha, -math.inf, math.inf, closed="neither")
     gamma = _simpo_gamma(beta, gamma, gamma_beta_ratio)
     # r = (1 - e^{-alpha a}) / alpha, and r = a at alpha = 0
-    r_c, r_r = ((-capped_expm1(-alpha * a) / alpha) if alpha else a for a in (pair.avg_c, pair.avg_r))
+    r_c, r_r = ((-_capped_expm1(-alpha * a) / alpha) if alpha else a for a in (pair.avg_c, pair.avg_r))
     # L = -log sigma(beta (r_c - r_r) - gamma)
     return LossOutput(-F.logsigmoid(beta * (r_c - r_r) - gamma), (beta * r_c).detach(), (beta * r_r).detach())
 
@@ -553,10 +608,14 @@ def loss_mixture(pair: Pair,  # the batch every term reads
                  **hyperparameters,  # given to every term that takes them (TRL's flat config)
                 ) -> Mixture:
     "A weighted sum of registered losses on one batch: TRL's `loss_type=[...]` with `loss_weights=[...]` (and WPO's weights)."
-    names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    names = [loss_type] if isinstance(loss_type, str) else list(loss_type) if isinstance(loss_type, (list, tuple)) else None
+    known = sorted({*LOSSES, *TERMS})
+    if names is None or not all(isinstance(n, str) and n in known for n in names):
+        raise ValueError(f"loss_type must be a name in LOSSES or 'sft', or a list of them (known: {', '.join(known)}); got loss_type={loss_type!r}")
     if not names: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
     if len(set(names)) < len(names): raise ValueError(f"loss_type must not repeat a name, got loss_type={names}")
     fns = [TERMS[n] if n in TERMS else get_loss(n) for n in names]
+    check_type("loss_weights", loss_weights, (list, tuple, type(None)))
     weights = [1.0] * len(names) if loss_weights is None else list(loss_weights)
     if len(weights) != len(names):
         raise ValueError(f"loss_weights must have one weight per loss: loss_type={names} has {len(names)}, got loss_weights={weights}")
@@ -568,6 +627,7 @@ def loss_mixture(pair: Pair,  # the batch every term reads
     # L(i) = sum_j w_j l_j(i)
     total = sum(w * o.losses for w, o in zip(weights, outs))
     if example_weights is not None:
+        check_real("example_weights", example_weights)
         check_same_shape(example_weights=example_weights, **{"the pair's log-probs": torch.zeros(pair.shape)})
         check_in_interval("example_weights", example_weights, 0.0, math.inf, closed="left")
         # WPO: L(i) <- w(y_c,i) w(y_r,i) L(i)
@@ -576,19 +636,25 @@ def loss_mixture(pair: Pair,  # the batch every term reads
                    {n: o.losses.detach() for n, o in zip(names, outs)})
 
 # %% ../nbs/01_losses.ipynb #50aeaac2
+def _log_ratio(policy_name: str, policy: Tensor, ref_name: str, ref: Tensor) -> Tensor:
+    "rho = s_theta - s_ref of two checked log-prob tensors of one non-empty shape; -inf - (-inf) refused, naming both."
+    check_logps(policy_name, policy); check_logps(ref_name, ref)
+    check_same_shape(values=False, **{policy_name: policy, ref_name: ref})
+    if policy.numel() == 0: raise ValueError(f"{policy_name} is empty (shape {tuple(policy.shape)}): a batch needs at least one completion")
+    # rho = s_theta(y) - s_ref(y)
+    rho = upcast(policy) - upcast(ref)
+    if value_checks_enabled() and bool(torch.isnan(rho.sum())) and bool(torch.isnan(rho).any()):  # -inf - (-inf): no log-ratio
+        i = tuple(int(j) for j in torch.isnan(rho).nonzero()[0])
+        at = ", ".join(map(str, i))
+        raise ValueError(f"{policy_name}[{at}] and {ref_name}[{at}] are both -inf: the completion has probability 0 under both "
+                         "models, so its log-ratio is undefined; drop it from the batch")
+    return rho
+
 def _unpaired(policy_logps: Tensor, ref_logps: Tensor, desirable: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     "Validate unpaired inputs; return (rho, desirable as bool)."
     check_positive("beta", beta)
-    check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
-    desirable = check_mask("desirable", desirable, tuple(policy_logps.shape), like="policy_logps")
-    if policy_logps.numel() == 0: raise ValueError(f"policy_logps is empty (shape {tuple(policy_logps.shape)}): a batch needs at least one completion")
-    # rho = s_theta(y) - s_ref(y)
-    rho = upcast(policy_logps) - upcast(ref_logps)
-    if value_checks_enabled() and bool(torch.isnan(rho.sum())):  # -inf - (-inf): no log-ratio
-        i = int(torch.isnan(rho).nonzero()[0])
-        raise ValueError(f"policy_logps[{i}] and ref_logps[{i}] are both -inf: the completion has probability 0 under both "
-                         "models, so its log-ratio is undefined; drop it from the batch")
-    return rho, desirable
+    rho = _log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)
+    return rho, check_mask("desirable", desirable, tuple(policy_logps.shape), like="policy_logps")
 
 def _split_rewards(r: Tensor, desirable: Tensor) -> tuple[Tensor, Tensor]:
     nan = torch.full_like(r, float("nan"))
@@ -598,25 +664,23 @@ def kto_kl_ref_point(policy_kl_logps: Tensor,  # [B] s_theta(y' | x) for mismatc
                      ref_kl_logps: Tensor,  # [B] s_ref(y' | x)
                     ) -> Tensor:  # scalar z_0 >= 0, detached
     "KTO's reference point: max(0, mean over mismatched pairs of s_theta - s_ref), detached."
-    check_same_shape(policy_kl_logps=policy_kl_logps, ref_kl_logps=ref_kl_logps)
     # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x)))
-    return (upcast(policy_kl_logps) - upcast(ref_kl_logps)).mean().clamp(min=0).detach()
+    return _log_ratio("policy_kl_logps", policy_kl_logps, "ref_kl_logps", ref_kl_logps).mean().clamp(min=0).detach()
 
+@declare_ranges(kl_ref_point="[0, inf)", desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tokens
              ref_logps: Tensor,  # [B] s_ref(y)
              desirable: Tensor,  # [B] bool (or 0/1): is y a desirable completion
              *, beta: float,  # beta > 0
-             kl_ref_point: float | Tensor,  # z_0 >= 0, e.g. from `kto_kl_ref_point`
-             desirable_weight: float = 1.0,  # lambda_D
-             undesirable_weight: float = 1.0,  # lambda_U
+             kl_ref_point: float | Tensor,  # z_0 in [0, inf): a number, or [B]; e.g. from `kto_kl_ref_point`
+             desirable_weight: float = 1.0,  # lambda_D in (0, inf)
+             undesirable_weight: float = 1.0,  # lambda_U in (0, inf)
             ) -> LossOutput:
     "KTO: prospect-theoretic value of each completion against the reference point z_0."
     rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
     z0 = torch.as_tensor(kl_ref_point, dtype=rho.dtype, device=rho.device).detach()
     if z0.ndim and z0.shape != rho.shape:
         raise ValueError(f"kl_ref_point must be a number or have the batch shape {tuple(rho.shape)}, got shape {tuple(z0.shape)}")
-    check_in_interval("kl_ref_point", z0, 0.0, math.inf, closed="left")
-    check_positive("desirable_weight", desirable_weight); check_positive("undesirable_weight", undesirable_weight)
     # desirable: lambda_D (1 - sigma(beta (rho - z0))); undesirable: lambda_U (1 - sigma(beta (z0 - rho)))
     losses = torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * (rho - z0))),
                          undesirable_weight * (1 - torch.sigmoid(beta * (z0 - rho))))
@@ -634,20 +698,21 @@ class RunningMean:
     def mean(self) -> float: return self.total / self.count if self.count else 0.0
     def __repr__(self): return f"RunningMean(mean={self.mean:.6g}, count={self.count})"
 
+@declare_ranges(reward_shift="(-inf, inf)")
 def bco_loss(policy_logps: Tensor,  # [B] s_theta(y)
              ref_logps: Tensor,  # [B] s_ref(y)
              desirable: Tensor,  # [B] bool (or 0/1)
              *, beta: float,  # beta > 0
-             reward_shift: float,  # delta, e.g. `RunningMean.update(rewards)` before the call
+             reward_shift: float,  # delta in (-inf, inf), e.g. `RunningMean.update(rewards)` before the call
             ) -> LossOutput:
     "BCO: a binary classifier on the implicit reward beta * rho, thresholded at the reward shift delta."
     rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
-    check_in_interval("reward_shift", reward_shift, -math.inf, math.inf, closed="neither")
     r = beta * rho
     # desirable: -log sigma(r - delta); undesirable: -log sigma(-(r - delta))
     losses = torch.where(d, -F.logsigmoid(r - reward_shift), -F.logsigmoid(-(r - reward_shift)))
     return LossOutput(losses, *_split_rewards(r, d))
 
+@declare_ranges(desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def apo_zero_unpaired_loss(policy_logps: Tensor,  # [B] s_theta(y)
                            ref_logps: Tensor,  # [B] s_ref(y)
                            desirable: Tensor,  # [B] bool (or 0/1)
@@ -657,7 +722,6 @@ def apo_zero_unpaired_loss(policy_logps: Tensor,  # [B] s_theta(y)
                           ) -> LossOutput:
     "APO-zero on unpaired data (TRL's KTO `apo_zero_unpaired`): raise desirable log-ratios, lower undesirable ones."
     rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
-    check_positive("desirable_weight", desirable_weight); check_positive("undesirable_weight", undesirable_weight)
     # desirable: lambda_D (1 - sigma(beta rho)); undesirable: lambda_U sigma(beta rho)
     losses = torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * rho)), undesirable_weight * torch.sigmoid(beta * rho))
     return LossOutput(losses, *_split_rewards(beta * rho, d))
@@ -667,8 +731,10 @@ def lcpo_weights(logits: Tensor,  # [B] preference logits h = beta * Delta under
                  noise_rate: float,  # eps in [0, 0.5): the assumed flip rate
                 ) -> Tensor:  # [B] posterior probability that each label is correct, detached
     "LCPO E-step: P(label correct | h) = sigma(h + log((1 - eps) / eps))."
-    check_tensor("logits", logits)
-    eps = check_in_interval("noise_rate", noise_rate, 0.0, 0.5, closed="left")
+    check_real("logits", logits)
+    return _lcpo_weights(logits, check_in_interval("noise_rate", noise_rate, 0.0, 0.5, closed="left"))
+
+def _lcpo_weights(logits: Tensor, eps: float) -> Tensor:
     if eps == 0: return torch.ones_like(logits)
     # w = (1 - eps) sigma(h) / [(1 - eps) sigma(h) + eps sigma(-h)] = sigma(h + log((1 - eps) / eps))
     return torch.sigmoid(logits.detach() + math.log((1 - eps) / eps))
@@ -679,11 +745,14 @@ def lcpo_estimate_noise(logits: Tensor,  # [B] preference logits h, held fixed
                         tol: float = 1e-10,  # stop once eps moves less than this in one iteration
                        ) -> tuple[float, list[float]]:  # the estimate and its EM trajectory
     "EM for the flip rate: eps <- mean(1 - w(eps)) until it stops moving."
+    check_real("logits", logits)
+    if logits.numel() == 0: raise ValueError(f"logits is empty (shape {tuple(logits.shape)}): EM needs at least one pair")
     eps = check_in_interval("init", init, 0.0, 0.5, closed="neither")
+    check_int("max_iter", max_iter, 1); check_positive("tol", tol)
     path = [eps]
     for _ in range(max_iter):
         # M-step for the noise: eps = mean_i (1 - w_i)
-        eps = float((1 - lcpo_weights(logits, eps)).double().mean())
+        eps = float((1 - _lcpo_weights(logits, eps)).double().mean())
         path.append(eps)
         if abs(path[-1] - path[-2]) < tol or eps <= 0.0: break
     return eps, path
@@ -693,10 +762,9 @@ def curriculum_pairs(scores: Tensor,  # [B, K] ratings of K responses per prompt
                     ) -> pd.DataFrame:  # one row per (prompt, best, other): prompt, chosen, rejected, scores, gap, stage
     "Curry-DPO pairs: the best response against each other one, easiest (largest gap) first."
     import pandas as pd  # the math modules import without pandas; only this data helper needs it
-    check_tensor("scores", scores)
+    check_real("scores", scores)
     if scores.ndim != 2: raise ValueError(f"scores must have shape [B, K], got shape {tuple(scores.shape)}")
-    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.bool()
-    check_same_shape(scores=scores.float(), mask=mask.float())
+    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(scores.shape), like="scores")
     s = scores.double().masked_fill(~mask, -math.inf)
     best = s.argmax(1)  # [B]
     best_score = s.gather(1, best[:, None])  # [B, 1]
@@ -713,13 +781,22 @@ def curriculum_pairs(scores: Tensor,  # [B, K] ratings of K responses per prompt
 def gradient_weight(name: str,  # a name in LOSSES
                     margins: Tensor,  # [N] log-ratio margins m = Delta
                     *, beta: float,  # beta > 0
-                    anchor: float = -12.0,  # s_ref of both sides (and the policy's midpoint)
-                    lengths: float = 1.0,  # |y_c| = |y_r|
+                    anchor: float = -12.0,  # s_ref of both sides (and the policy's midpoint), <= -|m| / 2
+                    lengths: float = 1.0,  # |y_c| = |y_r|, a whole token count
                     **hparams,  # the loss's own hyperparameters
                    ) -> Tensor:  # [N] d loss / d m
     "dL/dm for loss `name`, with rho_c = m/2 and rho_r = -m/2 (autograd through the loss itself)."
     fn = get_loss(name)
-    m = check_tensor("margins", margins).detach().to(torch.promote_types(margins.dtype, torch.float32)).requires_grad_()
+    check_real("margins", margins)
+    if margins.numel() == 0: raise ValueError(f"margins is empty (shape {tuple(margins.shape)}): give at least one margin")
+    check_in_interval("anchor", anchor, -math.inf, 0.0, closed="right")
+    check_in_interval("lengths", lengths, 1.0, math.inf, closed="left")
+    if not float(lengths).is_integer(): raise ValueError(f"lengths must be a whole token count, got lengths={lengths!r}")
+    # the log-probs anchor +- m/2 must stay <= 0
+    if bool(margins.abs().max() > -2 * anchor):
+        raise ValueError(f"margins must satisfy anchor + |m| / 2 <= 0 (the log-probs anchor +- m/2 are <= 0): with anchor={anchor!r}, "
+                         f"|m| <= {-2 * anchor:g}, got a margin of {float(margins.abs().max()):g}; lower the anchor")
+    m = margins.detach().to(torch.promote_types(margins.dtype, torch.float32)).requires_grad_()
     ref = torch.full_like(m, anchor)
     n = torch.full_like(m, lengths)
     out = fn(Pair(anchor + m / 2, anchor - m / 2, ref, ref, chosen_lengths=n, rejected_lengths=n), beta=beta, **hparams)
@@ -739,25 +816,21 @@ class Hyperparameter(NamedTuple):
     "One hyperparameter of a loss, as its signature and docment give it."
     name: str  # the keyword argument
     default: object  # the signature's default (None: the loss picks, as SimPO's gamma)
-    low: float | None  # the range's ends, from an "in [a, b]" in the docment; None where unbounded
+    low: float | None  # the range's ends, from the loss's declared interval; None where unbounded
     high: float | None  # (the upper end)
     closed: str  # which ends belong to the range: "both", "left", "right" or "neither" (as `check_in_interval`)
     doc: str  # the docment
 
-_RANGE = re.compile(r"\bin ([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])")
-
 def loss_hyperparameters(name: str,  # a name in LOSSES
                         ) -> list[Hyperparameter]:  # in signature order
-    "The hyperparameters of loss `name` (its keyword-only arguments besides beta and the lengths), with their documented ranges."
+    "The hyperparameters of loss `name` (its keyword-only arguments besides beta), with their declared ranges."
     from fastcore.docments import docments  # imported when asked: the losses themselves need only torch
     fn = get_loss(name)
     docs = docments(fn.__wrapped__, full=True)
     out = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind is not p.KEYWORD_ONLY or p.name in ("beta", "chosen_lengths", "rejected_lengths"): continue
-        doc = docs[p.name]["docment"] or ""
-        m = _RANGE.search(doc)
-        low, high = (float(m[2]), float(m[3])) if m else (None, None)
-        closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[m[1] + m[4]] if m else "neither"
-        out.append(Hyperparameter(p.name, p.default, None if low == -math.inf else low, None if high == math.inf else high, closed, doc))
+        iv = fn.ranges[p.name]
+        out.append(Hyperparameter(p.name, p.default, None if iv.low == -math.inf else iv.low, None if iv.high == math.inf else iv.high,
+                                  iv.closed, docs[p.name]["docment"] or ""))
     return out

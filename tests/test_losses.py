@@ -8,22 +8,42 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from prefbench_lib.losses import EXAMPLE_HPARAMS, LOSSES, LossOutput, Pair, bco_loss, kto_loss, loss_mixture, pairwise
+from prefbench_lib.losses import (EXAMPLE_HPARAMS, LOSSES, LossOutput, Pair, apo_zero_unpaired_loss, bco_loss, kto_loss, loss_mixture,
+                                  pairwise)
 
 HPARAMS = EXAMPLE_HPARAMS  # one non-trivial setting per loss, shared with the notebook and the benchmark
-# log-probabilities are <= 0; ORPO's odds are only defined there, the other losses take any real input
-NONPOSITIVE = {"orpo"}
+LOGP = st.floats(-1e4, 0.0, allow_nan=False, allow_infinity=False, width=32)  # log-probabilities: <= 0 (the contract)
 
 
 @st.composite
-def batch(draw, dtype, nonpositive=False):
+def batch(draw, dtype, neginf=False):
+    "Four [B] log-prob tensors in [-1e4, 0] (with neginf, some entries -inf: probability 0), two length tensors and a beta."
     B = draw(st.integers(1, 6))
-    hi = 0.0 if nonpositive else 1e4
-    vals = st.floats(-1e4, hi, allow_nan=False, allow_infinity=False, width=32)
+    vals = st.one_of(LOGP, st.just(-math.inf)) if neginf else LOGP
     xs = [torch.tensor(draw(st.lists(vals, min_size=B, max_size=B)), dtype=dtype) for _ in range(4)]
     lens = [torch.tensor(draw(st.lists(st.integers(1, 2048), min_size=B, max_size=B)), dtype=torch.float32) for _ in range(2)]
     beta = draw(st.sampled_from([0.01, 0.1, 1.0, 10.0]))
     return xs, lens, beta
+
+
+# rDPO's unbiased estimate -[(1 - eps) log sigma(h) - eps log sigma(-h)] / (1 - 2 eps) falls like -eps h / (1 - 2 eps): -inf at h = +inf
+UNBOUNDED_BELOW = {"robust", "rdpo"}
+
+
+def no_nan_or_named(call, xs: list, unbounded_below: bool = False) -> None:
+    """The finiteness promise with -inf log-probs: the loss (and its gradient) has no NaN, or the call raises a ValueError that
+    names an input at -inf (both models giving a completion probability 0: -inf - (-inf) has no log-ratio)."""
+    try: out = call()
+    except ValueError as e:
+        assert "-inf" in str(e) or "inf - inf" in str(e), str(e)
+        return
+    losses = out.losses if hasattr(out, "losses") else out.output.losses
+    assert not torch.isnan(losses).any(), losses
+    assert unbounded_below or not (losses == -math.inf).any(), losses  # +inf at worst, unless the loss has no lower bound
+    # the gradient of a finite loss has no NaN (at an infinite loss there is no gradient to speak of: 0 * inf in backward)
+    if losses.requires_grad and bool(torch.isfinite(losses).all()):
+        for g in torch.autograd.grad(losses.sum(), [x for x in xs if x.requires_grad], allow_unused=True):
+            assert g is None or not torch.isnan(g).any(), g
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
@@ -31,7 +51,7 @@ def batch(draw, dtype, nonpositive=False):
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_finite_value_and_gradient(name, dtype, data):
-    xs, lens, beta = data.draw(batch(dtype, name in NONPOSITIVE))
+    xs, lens, beta = data.draw(batch(dtype))
     xs = [x.requires_grad_() for x in xs]
     out = LOSSES[name](Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1]), beta=beta, **HPARAMS.get(name, {}))
     assert isinstance(out, LossOutput) and all(t.shape == xs[0].shape for t in out)
@@ -56,15 +76,37 @@ def test_unpaired_finite(fn, kw, dtype, data):
     assert torch.isfinite(pol.grad.float()).all()
 
 
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_neginf_logps_never_nan(name, data):
+    "The finiteness promise over the whole registry with -inf log-probs drawn: a loss of +inf or a finite limit, or a named ValueError."
+    xs, lens, beta = data.draw(batch(torch.float32, neginf=True))
+    xs = [x.requires_grad_() for x in xs]
+    no_nan_or_named(lambda: LOSSES[name](Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1]), beta=beta, **HPARAMS.get(name, {})), xs,
+                    name in UNBOUNDED_BELOW)
+
+
+@pytest.mark.parametrize("fn,kw", [(kto_loss, dict(kl_ref_point=0.5)), (bco_loss, dict(reward_shift=0.5)), (apo_zero_unpaired_loss, {})],
+                         ids=["kto", "bco", "apo_zero_unpaired"])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_unpaired_neginf_never_nan(fn, kw, data):
+    xs, _, beta = data.draw(batch(torch.float32, neginf=True))
+    pol, ref = xs[0].requires_grad_(), xs[1]
+    desirable = torch.tensor(data.draw(st.lists(st.booleans(), min_size=len(pol), max_size=len(pol))))
+    no_nan_or_named(lambda: fn(pol, ref, desirable, beta=beta, **kw), [pol])
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-50, 50), min_size=1, max_size=8), st.floats(0.01, 5.0))
 def test_swapping_chosen_and_rejected_mirrors_dpo(deltas, beta):
     "-log sigma(h) - (-log sigma(-h)) = -h: the loss difference under a swap is exactly -beta * Delta."
-    d = torch.tensor(deltas, dtype=torch.float64)
-    z = torch.zeros_like(d)
+    d = torch.tensor(deltas, dtype=torch.float64) - 60  # log-probs <= 0, against a reference at -60: Delta = deltas
+    z = torch.full_like(d, -60.0)
     fwd = LOSSES["dpo"](Pair(d, z, z, z), beta=beta).losses
     swp = LOSSES["dpo"](Pair(z, d, z, z), beta=beta).losses
-    torch.testing.assert_close(fwd - swp, -beta * d)
+    torch.testing.assert_close(fwd - swp, -beta * (d - z))
 
 
 def test_every_required_name_is_registered():
@@ -83,7 +125,7 @@ F_LOSSES = sorted(n for n, f in LOSSES.items() if f.f_divergence)  # the losses 
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_f_divergences_finite_value_and_gradient(kind, coef, dtype, data):
-    "Every f-divergence with every loss that reads the log-ratios: finite in [-1e4, 1e4], gradients included."
+    "Every f-divergence with every loss that reads the log-ratios: finite for log-probs in [-1e4, 0], gradients included."
     name = data.draw(st.sampled_from(F_LOSSES))
     xs, lens, beta = data.draw(batch(dtype))
     xs = [x.requires_grad_() for x in xs]
@@ -101,7 +143,7 @@ def test_mixtures_finite_and_equal_to_their_weighted_terms(data):
     "loss_mixture: finite, and exactly the weighted sum of its terms (the 'sft' term included)."
     names = data.draw(st.lists(st.sampled_from(sorted({f.names[0] for f in LOSSES.values()}) + ["sft"]), min_size=1, max_size=3, unique=True))
     weights = data.draw(st.lists(st.floats(0.0, 5.0), min_size=len(names), max_size=len(names)))
-    xs, lens, beta = data.draw(batch(torch.float32, any(n in NONPOSITIVE for n in names)))
+    xs, lens, beta = data.draw(batch(torch.float32))
     pair = Pair(*xs, chosen_lengths=lens[0], rejected_lengths=lens[1])
     mix = loss_mixture(pair, names, beta=beta, loss_weights=weights)  # each term at its defaults
     assert torch.isfinite(mix.output.losses).all()
