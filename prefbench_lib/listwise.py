@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (check_in_interval, check_mask, check_positive, check_same_shape, check_tensor, upcast,
-                                 value_checks_enabled)
+from .core import (check_in_interval, check_logps, check_mask, check_positive, check_real, check_same_shape, check_tensor,
+                                 upcast, value_checks_enabled)
 
 # %% auto #0
 __all__ = ['SCORE_LIMIT', 'LIST_LOSSES', 'ListLossOutput', 'listmle_loss', 'lambda_weights', 'lipo_lambda_loss',
@@ -44,19 +44,28 @@ def _list_inputs(beta: float, policy_logps: Tensor, ref_logps: Tensor, scores: T
                 ) -> tuple[Tensor, Tensor, Tensor]:  # r [B, K] (>= float32), psi [B, K] float64, m [B, K] bool
     "Validate a listwise call; return the implicit rewards, the scores and the mask, with masked entries set to 0."
     check_positive("beta", beta)
-    check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps, scores=scores)  # also rejects NaN anywhere
+    for k, v in (("policy_logps", policy_logps), ("ref_logps", ref_logps)):
+        if not isinstance(v, Tensor): check_logps(k, v)  # raises, naming k; the values are checked where present, below
+    check_real("scores", scores, allow_inf=True)
+    check_same_shape(values=False, policy_logps=policy_logps, ref_logps=ref_logps, scores=scores)
     if policy_logps.ndim != 2 or policy_logps.shape[1] < 2:
         raise ValueError(f"policy_logps must have shape [B, K] with K >= 2 responses, got shape {tuple(policy_logps.shape)}")
     m = _list_mask(mask, tuple(policy_logps.shape)).to(policy_logps.device)
+    _present_logps(m, policy_logps=policy_logps, ref_logps=ref_logps)
+    check_real("scores", torch.where(m, scores, 0))  # finite where present; masked entries may hold anything
     p, ref = (torch.where(m, upcast(t), 0.0) for t in (policy_logps, ref_logps))
     psi = torch.where(m, scores.to(torch.float64), 0.0)
     # r_k = beta (s_theta(y_k) - s_ref(y_k)); 0 where masked
     r = beta * (p - ref)
-    if value_checks_enabled() and bool(torch.isnan(r.sum())):  # -inf - (-inf): a response neither model can produce
+    if value_checks_enabled() and bool(torch.isnan(r.sum())) and bool(torch.isnan(r).any()):  # -inf - (-inf): a response neither model can produce
         b, k = (int(i) for i in torch.isnan(r).nonzero()[0])
         raise ValueError(f"policy_logps[{b}, {k}] and ref_logps[{b}, {k}] are both -inf: that response has probability 0 under "
                          "both models, so its log-ratio is undefined; mask it out")
     return r, psi, m
+
+def _present_logps(m: Tensor, **logps: Tensor) -> None:
+    "`check_logps` on the entries `m` keeps: a masked entry may hold anything (padding, garbage), a present one is a log-prob."
+    for k, v in logps.items(): check_logps(k, torch.where(m, v, -1.0) if isinstance(v, Tensor) and v.is_floating_point() else v)
 
 def _reported(r: Tensor, m: Tensor) -> Tensor:
     "The rewards a loss reports: detached, NaN where masked."
@@ -86,22 +95,35 @@ def listmle_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over compl
     r, psi, m = _list_inputs(beta, policy_logps, ref_logps, scores, mask)
     order = _score_order(psi, r.detach(), m)
     r_o, m_o = r.gather(1, order), m.gather(1, order)
+    if value_checks_enabled() and bool((r_o[m_o] == math.inf).any()):
+        b, k = (int(i) for i in ((r == math.inf) & m).nonzero()[0])
+        raise ValueError(f"ref_logps[{b}, {k}] = -inf where policy_logps[{b}, {k}] = {policy_logps[b, k].item()}: response {k} has an "
+                         "infinite implicit reward, so its Plackett-Luce probabilities are degenerate; mask it out")
     z = torch.where(m_o, r_o, _MASKED)
-    # LSE_{j >= k} r_(j): a log-cumsum-exp over the reversed list
-    suffix = torch.logcumsumexp(z.flip(1), dim=1).flip(1)
+    # LSE_{j >= k} r_(j): a log-cumsum-exp over the reversed list; a response at r = -inf (probability 0) enters it like a
+    # masked one (exp(-1e30 - r) == 0 too), which keeps logcumsumexp's backward free of -inf - (-inf)
+    suffix = torch.logcumsumexp(torch.where(z == -math.inf, _MASKED, z).flip(1), dim=1).flip(1)
     # L = sum_k [ LSE_{j >= k} r_(j) - r_(k) ], over present positions k; a term whose item carries all of the
     # remaining weight is 0 (log 1), which also covers -inf - (-inf) when only zero-probability responses remain
-    losses = torch.where(m_o, torch.where(suffix == z, 0.0, suffix - z), 0.0).sum(1)
+    losses = torch.where(m_o, torch.where((suffix == z) | (z == -math.inf) & (suffix <= _MASKED / 2), 0.0, suffix - z), 0.0).sum(1)
     return ListLossOutput(losses, _reported(r, m))
 
 # %% ../nbs/02_listwise.ipynb #75117bdc
 SCORE_LIMIT = 64.0  # |psi| <= SCORE_LIMIT for the lambda losses: the gain 2^psi must stay a sensible weight
 
-def lambda_weights(rewards: Tensor,  # [B, K] current implicit rewards r (detached inside)
-                   scores: Tensor,  # [B, K] psi, higher is better
-                   present: Tensor,  # [B, K] bool
+def lambda_weights(rewards: Tensor,  # [B, K] current implicit rewards r, finite (detached inside)
+                   scores: Tensor,  # [B, K] psi, higher is better, |psi| <= SCORE_LIMIT
+                   present: Tensor,  # [B, K] 0/1 or bool
                   ) -> Tensor:  # [B, K, K] Delta_ij for pairs with psi_i > psi_j, both present; 0 elsewhere (float64)
     "LiPO-λ / LambdaLoss pair weights |G_i - G_j| |1/D(tau_i) - 1/D(tau_j)| under the current ranking tau."
+    check_real("rewards", rewards); check_real("scores", scores)
+    check_same_shape(values=False, rewards=rewards, scores=scores)
+    if rewards.ndim != 2: raise ValueError(f"rewards must have shape [B, K], got shape {tuple(rewards.shape)}")
+    present = check_mask("present", present, tuple(rewards.shape), like="rewards")
+    check_in_interval("scores", scores[present], -SCORE_LIMIT, SCORE_LIMIT)
+    return _lambda_weights(rewards, scores, present)
+
+def _lambda_weights(rewards: Tensor, scores: Tensor, present: Tensor) -> Tensor:
     r, psi = rewards.detach(), scores.to(torch.float64)
     ri, rj, si, sj = r[:, :, None], r[:, None, :], psi[:, :, None], psi[:, None, :]
     idx = torch.arange(r.shape[1], device=r.device)
@@ -123,10 +145,15 @@ def _lambda_loss(r: Tensor, psi: Tensor, m: Tensor) -> Tensor:
     try: check_in_interval("scores", psi[m], -SCORE_LIMIT, SCORE_LIMIT)
     except ValueError as e:
         raise ValueError(f"{e}: the lambda weight uses the gain 2**score, so give grades (e.g. in [0, 1]), not raw values") from None
-    delta = lambda_weights(r, psi, m).to(r.dtype)
+    delta = _lambda_weights(r, psi, m).to(r.dtype)
     # -log sigma(r_i - r_j) = softplus(-(r_i - r_j)), on the weighted pairs only: elsewhere r_i - r_j may be
     # -inf - (-inf) (a response with log-prob -inf against itself), whose 0 weight would make 0 * NaN
     diff = torch.where(delta > 0, r[:, :, None] - r[:, None, :], 0.0)
+    if value_checks_enabled() and bool(torch.isnan(diff.sum())) and bool(torch.isnan(diff).any()):  # two responses both at r = -inf (or +inf)
+        b, i, j = (int(x) for x in torch.isnan(diff).nonzero()[0])
+        raise ValueError(f"responses {i} and {j} of list {b} both have an infinite implicit reward r = {r[b, i].item()} (policy_logps or "
+                         f"ref_logps at -inf: probability 0 under one model), so r_{i} - r_{j} is undefined and the pair has no loss; "
+                         "mask one of them out")
     pair_nll = F.softplus(-diff)
     # L = sum_{i, j: psi_i > psi_j} Delta_ij * -log sigma(r_i - r_j)
     return (delta * pair_nll).sum((1, 2))
@@ -151,17 +178,19 @@ def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta o
                          ) -> Tensor | tuple[Tensor, Tensor]:  # [B, K] r_k, and [B, K, S] w_{k,s} if return_weights
     "TPO's Adaptive Step Reward: beta * sum_s w_{k,s} rho_{k,s}, with w = 1 - max cosine to the other paths' steps."
     check_positive("beta", beta)
-    check_same_shape(policy_step_logps=policy_step_logps, ref_step_logps=ref_step_logps)
+    for k, v in (("policy_step_logps", policy_step_logps), ("ref_step_logps", ref_step_logps)):
+        if not isinstance(v, Tensor): check_logps(k, v)  # raises, naming k; the values are checked where present, below
+    check_same_shape(values=False, policy_step_logps=policy_step_logps, ref_step_logps=ref_step_logps)
     if policy_step_logps.ndim != 3:
         raise ValueError(f"policy_step_logps must have shape [B, K, S], got shape {tuple(policy_step_logps.shape)}")
-    check_tensor("step_embeddings", step_embeddings)
+    check_real("step_embeddings", step_embeddings, allow_inf=True)
     if step_embeddings.ndim != 4 or step_embeddings.shape[:3] != policy_step_logps.shape:
         raise ValueError(f"step_embeddings must have shape [B, K, S, D] with [B, K, S] = {tuple(policy_step_logps.shape)}, "
                          f"got shape {tuple(step_embeddings.shape)}")
     sm = _binary_mask("step_mask", step_mask, tuple(policy_step_logps.shape))
     sm = torch.ones(policy_step_logps.shape, dtype=torch.bool, device=policy_step_logps.device) if sm is None else sm
-    if not bool(torch.isfinite(step_embeddings[sm]).all()):
-        raise ValueError("step_embeddings must be finite where step_mask is 1, got a non-finite entry")
+    _present_logps(sm, policy_step_logps=policy_step_logps, ref_step_logps=ref_step_logps)
+    check_real("step_embeddings", torch.where(sm[..., None], step_embeddings, 0))  # finite where the step exists
     K = policy_step_logps.shape[1]
     with torch.no_grad():
         e = F.normalize(torch.where(sm[..., None], upcast(step_embeddings), 0.0), dim=-1)
@@ -175,7 +204,12 @@ def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta o
         w = torch.where(sm, (1.0 - c).clamp(0.0, 2.0), 0.0)
     p, ref = (torch.where(sm, upcast(t), 0.0) for t in (policy_step_logps, ref_step_logps))
     # r_k = beta * sum_s m_{k,s} w_{k,s} rho_{k,s},  rho = log pi_theta - log pi_ref per step
-    r = beta * (w.to(p.dtype) * (p - ref)).sum(-1)
+    rho = p - ref
+    if value_checks_enabled() and bool(torch.isnan(rho.sum())) and bool(torch.isnan(rho).any()):  # -inf - (-inf)
+        at = ", ".join(str(int(i)) for i in torch.isnan(rho).nonzero()[0])
+        raise ValueError(f"policy_step_logps[{at}] and ref_step_logps[{at}] are both -inf: that step has probability 0 under both "
+                         "models, so its log-ratio is undefined; mask it out (step_mask)")
+    r = beta * (w.to(p.dtype) * rho).sum(-1)
     return (r, w) if return_weights else r
 
 # %% ../nbs/02_listwise.ipynb #9e178eb0
@@ -194,14 +228,17 @@ def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step
             raise ValueError(f"step_embeddings and step_mask need per-step log-probs: policy_logps must have shape [B, K, S], got {got}")
         return lipo_lambda_loss(policy_logps, ref_logps, scores, beta=beta, mask=mask)
     check_positive("beta", beta)
-    check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
+    if not isinstance(ref_logps, Tensor): check_logps("ref_logps", ref_logps)  # raises, naming it
+    check_same_shape(values=False, policy_logps=policy_logps, ref_logps=ref_logps)
     B, K, S = policy_logps.shape
     if K < 2: raise ValueError(f"policy_logps must have shape [B, K, S] with K >= 2 paths, got shape {tuple(policy_logps.shape)}")
-    check_tensor("scores", scores)
+    check_real("scores", scores, allow_inf=True)
     if tuple(scores.shape) != (B, K): raise ValueError(f"scores must have shape [B, K] = {(B, K)}, got shape {tuple(scores.shape)}")
     m = _list_mask(mask, (B, K)).to(policy_logps.device)
+    check_real("scores", torch.where(m, scores, 0))
     sm = _binary_mask("step_mask", step_mask, (B, K, S))
     sm = m[..., None].expand(B, K, S) if sm is None else m[..., None] & sm  # a missing path has no steps
+    _present_logps(sm, policy_logps=policy_logps, ref_logps=ref_logps)
     if step_embeddings is None:
         p, ref = (torch.where(sm, upcast(t), 0.0) for t in (policy_logps, ref_logps))
         # r_k = beta * sum_s rho_{k,s}: every w_{k,s} = 1

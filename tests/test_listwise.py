@@ -26,7 +26,7 @@ def list_mask(draw, B, K):
 
 
 @st.composite
-def list_batch(draw, dtype, lo=-1e4, hi=1e4):
+def list_batch(draw, dtype, lo=-1e4, hi=0.0):
     "policy_logps, ref_logps, scores, mask ([B, K]) and beta; masked entries may hold garbage."
     B, K = draw(st.integers(1, 4)), draw(st.integers(2, 6))
     vals = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=32)
@@ -65,9 +65,9 @@ def test_tpo_adaptive_step_reward_finite(dtype, data):
     B, K = pol.shape
     S, D = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
     g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
-    # per-step log-probs in [-1e4, 1e4], embeddings of any scale, some steps missing
-    ps = ((torch.rand(B, K, S, generator=g) * 2 - 1) * 1e4).to(dtype).requires_grad_()
-    qs = ((torch.rand(B, K, S, generator=g) * 2 - 1) * 1e4).to(dtype).requires_grad_()
+    # per-step log-probs in [-1e4, 0], embeddings of any scale, some steps missing
+    ps = (-torch.rand(B, K, S, generator=g) * 1e4).to(dtype).requires_grad_()
+    qs = (-torch.rand(B, K, S, generator=g) * 1e4).to(dtype).requires_grad_()
     emb = (torch.randn(B, K, S, D, generator=g) * 10 ** data.draw(st.integers(-6, 4))).to(dtype)
     step_mask = torch.rand(B, K, S, generator=g) > 0.3
     out = tpo_loss(ps, qs, scores, beta=beta, mask=mask, step_embeddings=emb, step_mask=step_mask)
@@ -96,7 +96,7 @@ def naive_listmle(pol, ref, scores, mask, beta):
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_listmle_matches_plackett_luce_loop(data):
-    pol, ref, scores, mask, _ = data.draw(list_batch(torch.float64, lo=-20.0, hi=20.0))
+    pol, ref, scores, mask, _ = data.draw(list_batch(torch.float64, lo=-20.0))
     beta = data.draw(st.sampled_from([0.1, 1.0, 5.0]))
     got = listmle_loss(pol, ref, scores, beta=beta, mask=mask).losses
     torch.testing.assert_close(got, naive_listmle(pol, ref, scores, mask, beta), rtol=1e-10, atol=1e-10)
@@ -107,7 +107,7 @@ def test_listmle_matches_plackett_luce_loop(data):
 @given(data=st.data())
 def test_masked_entries_have_no_effect(name, data):
     "Each ragged row gives the loss and gradient of the same row with its masked responses removed."
-    pol, ref, scores, mask, beta = data.draw(list_batch(torch.float64, lo=-50.0, hi=50.0))
+    pol, ref, scores, mask, beta = data.draw(list_batch(torch.float64, lo=-50.0))
     beta = min(beta, 1.0)
     B, K = pol.shape
     pol = pol.masked_fill(~mask, data.draw(GARBAGE))
@@ -116,7 +116,7 @@ def test_masked_entries_have_no_effect(name, data):
     if name == "tpo_steps":  # per-step log-probs, embeddings and a step mask; missing paths hold garbage in all three
         g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
         S = data.draw(st.integers(1, 3))
-        pol = pol[..., None] + torch.randn(B, K, S, generator=g, dtype=torch.float64)
+        pol = pol[..., None] - torch.rand(B, K, S, generator=g, dtype=torch.float64)  # still <= 0
         ref = ref[..., None].expand(B, K, S).clone()
         kw = dict(step_embeddings=torch.randn(B, K, S, 4, generator=g, dtype=torch.float64).masked_fill(~mask[..., None, None], 1e300),
                   step_mask=(torch.rand(B, K, S, generator=g) > 0.3) | ~mask[..., None])
@@ -138,3 +138,24 @@ def test_masked_entries_have_no_effect(name, data):
         torch.testing.assert_close(full.rewards[:, keep], cut.rewards, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(full_grad[:, keep], cut_grad, rtol=1e-12, atol=1e-12)
         assert (full_grad[:, ~mask[b]] == 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(LIST_LOSSES))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_neginf_logps_never_nan(name, data):
+    """The finiteness promise with -inf log-probs (probability 0) drawn anywhere: a loss of +inf or a finite limit, without NaN in
+    the value or (where the loss is finite) the gradient, or a ValueError about the -inf entries (-inf - (-inf), or two responses
+    of one list both at an infinite reward)."""
+    pol, ref, scores, mask, beta = data.draw(list_batch(torch.float32))
+    B, K = pol.shape
+    holes = lambda: torch.tensor(data.draw(st.lists(st.booleans(), min_size=B * K, max_size=B * K))).view(B, K)
+    pol, ref = pol.masked_fill(holes(), -math.inf).requires_grad_(), ref.masked_fill(holes(), -math.inf)
+    try: out = LIST_LOSSES[name](pol, ref, scores, beta=beta, mask=mask)
+    except ValueError as e:
+        assert "-inf" in str(e) or "infinite" in str(e), str(e)
+        return
+    assert not torch.isnan(out.losses).any() and not (out.losses == -math.inf).any(), out.losses
+    if bool(torch.isfinite(out.losses).all()):
+        (g,) = torch.autograd.grad(out.losses.sum(), pol)
+        assert not torch.isnan(g).any(), g
