@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import (adam_step, check_choice, check_in_interval, check_int, check_positive, get_device, kl,
-                                one_thread, value_checks)
+from .core import (adam_step, check_choice, check_distribution, check_in_interval, check_int, check_logps,
+                                check_positive, check_real, check_tensor, check_type, get_device, kl, one_thread, value_checks)
 from .losses import LOSSES, Pair, get_loss, loss_hyperparameters
 
 # %% auto #0
@@ -42,15 +42,15 @@ def reference_distribution(K: int = 100,  # number of bins (tokens) of [-1, 1]
                            pseudo_count: float = 0.1,  # added to every bin's count, so no bin has probability 0
                           ) -> Tensor:  # [K] pi_ref, float32, sums to 1
     "pi_ref: tanh(Cauchy(loc, scale)) binned into K bins, as a seeded histogram or exactly."
-    check_int("K", K, 2); check_positive("scale", scale)
+    check_int("K", K, 2); check_positive("scale", scale); check_in_interval("loc", loc, -math.inf, math.inf, closed="neither")
+    n_draws, seed = check_int("n_draws", n_draws, 1), check_int("seed", seed, 0, 2**64 - 1)
+    check_in_interval("pseudo_count", pseudo_count, 0.0, math.inf, closed="left")
     edges = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
     if exact:
         # F(e) = 1/2 + arctan((atanh(e) - l) / s) / pi, and pi_ref(a) = F(e_{a+1}) - F(e_a)
         p = (0.5 + torch.atan((torch.atanh(edges) - loc) / scale) / math.pi).diff()
     else:
-        if n_draws < 1: raise ValueError(f"n_draws must be >= 1, got n_draws={n_draws!r}")
-        if pseudo_count < 0: raise ValueError(f"pseudo_count must be >= 0, got pseudo_count={pseudo_count!r}")
-        u = torch.rand(int(n_draws), generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+        u = torch.rand(n_draws, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         # X = l + s tan(pi (U - 1/2)) ~ Cauchy(l, s); bin of tanh X
         x = loc + scale * torch.tan(math.pi * (u - 0.5))
         bins = ((torch.tanh(x) + 1) * (K / 2)).long().clamp(0, K - 1)
@@ -63,9 +63,7 @@ def bin_reward(K: int = 100,  # number of bins
                width: float = 10.0,  # w > 0
               ) -> Tensor:  # [K] r(a) in (0, 1]
     "r(a) = exp(-((a - c) / w)^2) for a = 0..K-1."
-    if isinstance(center, bool) or not isinstance(center, numbers.Real) or not 0 <= center < K:
-        raise ValueError(f"reward_center must be in [0, K={K}), got reward_center={center!r}")
-    check_positive("reward_width", width)
+    K = check_int("K", K, 1); check_in_interval("center", center, 0.0, K, closed="left"); check_positive("width", width)
     a = torch.arange(K, dtype=torch.float64)
     # r(a) = exp(-((a - c) / w)^2)
     return torch.exp(-(((a - center) / width) ** 2)).float()
@@ -105,7 +103,7 @@ def pair_positions(N: int,  # samples per batch
                    pairing: str = "best_worst",  # one of PAIRINGS
                   ) -> tuple[Tensor, Tensor]:  # chosen [P], rejected [P]: positions in a batch sorted best first
     "The (chosen, rejected) positions each pairing compares."
-    check_choice("pairs", pairing, PAIRINGS)
+    N = check_int("N", N, 2); check_choice("pairing", pairing, PAIRINGS)
     if pairing == "best_worst": c = torch.tensor([0])
     elif pairing == "nested": c = torch.arange(N // 2)
     else: c, r = torch.triu_indices(N, N, offset=1); return c, r
@@ -172,7 +170,18 @@ def fill_batch(b: Batch,  # the buffers to fill (every field [R, ...])
     return below
 
 # %% ../nbs/03_toy_bandit.ipynb #ef69847f
-def make_batch(actions: Tensor,  # [R, N] samples, any order
+def _check_actions(actions: Tensor, K: int) -> None:
+    "Raise `ValueError` naming `actions` unless it is an integer [R, N] tensor of ids in [0, K), N >= 2."
+    if not isinstance(actions, Tensor) or actions.dtype == torch.bool or actions.is_floating_point() or actions.is_complex() \
+            or actions.ndim != 2 or actions.shape[1] < 2:
+        what = f"dtype {actions.dtype}, shape {tuple(actions.shape)}" if isinstance(actions, Tensor) else f"{type(actions).__name__}: {actions!r}"
+        raise ValueError(f"actions must be an integer tensor [R, N] of action ids, N >= 2 samples, got {what}"[:300])
+    bad = (actions < 0) | (actions >= K)
+    if bool(bad.any()):
+        i, j = (int(x) for x in bad.nonzero()[0])
+        raise ValueError(f"actions must hold action ids in [0, {K}), got actions[{i}, {j}] = {int(actions[i, j])}")
+
+def make_batch(actions: Tensor,  # [R, N] samples (action ids in [0, K), N >= 2), any order
                reward: Tensor,  # [K] or [R, K] r(a)
                logp: Tensor,  # [R, K] log pi
                log_ref: Tensor,  # [K] log pi_ref
@@ -181,7 +190,17 @@ def make_batch(actions: Tensor,  # [R, N] samples, any order
                behaviour_logp: Tensor | None = None,  # [R, K] log pi_old of the policy that drew it; None: logp
               ) -> Batch:
     "A batch of fresh samples, sorted by reward, prepared as the training loop prepares one."
-    R, N = actions.shape
+    check_logps("log_ref", log_ref)
+    if log_ref.ndim != 1: raise ValueError(f"log_ref must have shape [K], got shape {tuple(log_ref.shape)}")
+    K = len(log_ref); _check_actions(actions, K)
+    actions, (R, N) = actions.long(), actions.shape  # any integer dtype; gather indexes with int64
+    check_logps("logp", logp); check_real("reward", reward)
+    if behaviour_logp is not None: check_logps("behaviour_logp", behaviour_logp)
+    for name, x, shapes in [("logp", logp, [(R, K)]), ("behaviour_logp", behaviour_logp, [(R, K)]), ("reward", reward, [(K,), (1, K), (R, K)])]:
+        if x is None or tuple(x.shape) in shapes: continue
+        if x.ndim and x.shape[-1] != K: raise ValueError(f"{name} covers {x.shape[-1]} actions but log_ref covers {K}, got {name} of shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {' or '.join(str(list(s)) for s in shapes)} (R = {R} rows of actions), got shape {tuple(x.shape)}")
+    check_choice("pairs", pairs, PAIRINGS); check_in_interval("min_reward_gap", min_reward_gap, 0.0, math.inf, closed="left")
     r, idx = torch.sort(reward.expand(R, -1).gather(1, actions), dim=-1, descending=True, stable=True)
     b = empty_batch(R, N, pair_positions(N, pairs), actions.device)
     fill_batch(b, logp if behaviour_logp is None else behaviour_logp, log_ref, actions=actions.gather(1, idx), rewards=r,
@@ -310,9 +329,9 @@ class PairwiseRule(Rule):
         check_positive("beta", self.beta)
         for h in self.loss_hyperparameters:
             v = getattr(self, h.name)
-            if v is None: continue
+            if v is None and h.default is None: continue  # None is a default that lets the loss choose (SimPO's gamma)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"{h.name} must be a finite number, got {h.name}={v!r}")
+                raise ValueError(f"{h.name} must be a finite number{' or None' if h.default is None else ''}, got {h.name}={v!r}")
             low, high = -math.inf if h.low is None else h.low, math.inf if h.high is None else h.high
             check_in_interval(h.name, v, low, high, closed=h.closed)
 
@@ -347,6 +366,7 @@ class PairwiseRule(Rule):
 def pairwise_rule(loss_name: str,  # a name in LOSSES
                  ) -> type[PairwiseRule]:
     "The rule class of a loss in LOSSES: fields beta and the loss's own hyperparameters, with its defaults."
+    check_choice("loss_name", loss_name, LOSSES)
     hps = tuple(loss_hyperparameters(loss_name))
     cls = dataclasses.make_dataclass(f"Pairwise_{loss_name}", [(h.name, object, field(default=h.default)) for h in hps],
                                      bases=(PairwiseRule,), frozen=True)
@@ -383,7 +403,7 @@ class IPO(MarginRule, pairwise_rule("ipo")):
 def without_negative_gradient(cls: type[PairwiseRule]) -> type[PairwiseRule]:
     "The pairwise rule `cls` with the rejected samples' gradient removed (l_r held fixed)."
     if not (isinstance(cls, type) and issubclass(cls, PairwiseRule)):
-        raise ValueError(f"only pairwise rules have a negative gradient to remove, got {getattr(cls, 'name', cls)!r}")
+        raise ValueError(f"only pairwise rules have a negative gradient to remove: cls must be a PairwiseRule class, got cls={cls!r}")
     sub = type(f"{cls.__name__}NoNeg", (cls,), {"negative_gradient": False, "__doc__": f"{cls.__doc__} Without the negative gradient."})
     sub = dataclass(frozen=True)(sub)
     sub.name = f"{cls.name}_no_neg"
@@ -422,7 +442,10 @@ class TabularPolicy:
     "Logits z = theta, one row per run, the same in each of C contexts; initialised at `init_logits`."
     def __init__(self, init_logits: Tensor,  # [R, K]
                  contexts: int = 1,  # C
-                ): self.params, self.C = init_logits.clone(), contexts
+                ):
+        check_real("init_logits", init_logits)
+        if init_logits.ndim != 2: raise ValueError(f"init_logits must have shape [R, K], got shape {tuple(init_logits.shape)}")
+        self.params, self.C = init_logits.clone(), check_int("contexts", contexts, 1)
     def logits(self) -> tuple[Tensor, None]:  # z [R, C, K] (a view), no cache
         return self.params.unsqueeze(1).expand(-1, self.C, -1), None
     def backward(self, grad_logits: Tensor,  # [R, C, K] dL/dz
@@ -438,8 +461,12 @@ class MLPPolicy:
                  *, hidden: int = 256,  # H
                  features: int = 50,  # F, the LayerNorm'd feature size
                 ):
+        check_real("contexts", contexts)
+        if contexts.ndim != 3: raise ValueError(f"contexts must have shape [R, C, D], got shape {tuple(contexts.shape)}")
         R, C, D = contexts.shape
-        F, H = features, hidden
+        K, F, H = check_int("K", K, 2), check_int("features", features, 1), check_int("hidden", hidden, 1)
+        if not isinstance(generators, (list, tuple)) or len(generators) != R or not all(isinstance(g, torch.Generator) for g in generators):
+            raise ValueError(f"generators must be a list of R = {R} torch.Generators (one per run), got generators={generators!r}"[:300])
         self.x = contexts
         self.shapes = dict(W1=(F, D), b1=(F,), ln_w=(F,), ln_b=(F,), W2=(H, F), b2=(H,), W3=(H, H), b3=(H,), W4=(K, H), b4=(K,))
         self.params = torch.zeros(R, sum(math.prod(s) for s in self.shapes.values()), device=contexts.device)
@@ -524,6 +551,15 @@ def _as_list(name: str, x) -> list:
     if len(set(map(str, out))) != len(out): raise ValueError(f"{name} has duplicates: {name}={x!r}")
     return out
 
+def _rule_classes(algorithms: list) -> dict[str, type[Rule]]:
+    "Each algorithm's rule class by name; a `ValueError` naming `algorithms` for anything `get_rule` does not know."
+    out = {}
+    for a in algorithms:
+        if not isinstance(a, str): raise ValueError(f"algorithms must hold names of rules (strings), got {a!r} in algorithms={algorithms!r}")
+        try: out[str(a)] = get_rule(a)
+        except ValueError as e: raise ValueError(f"algorithms holds an {e}") from None
+    return out
+
 @dataclass
 class BanditConfig:
     "Everything a bandit sweep depends on; one run per (algorithm, regime, reward_center, seed)."
@@ -554,11 +590,12 @@ class BanditConfig:
     device: str | None = None  # None: cuda if available, else cpu
 
     def __post_init__(self):
-        self.algorithms = [str(a) for a in _as_list("algorithms", self.algorithms)]
-        rules = {a: get_rule(a) for a in self.algorithms}
+        rules = _rule_classes(_as_list("algorithms", self.algorithms))
+        self.algorithms = list(rules)
         self.K = check_int("K", self.K, 2)
-        self.reward_center = [float(c) for c in _as_list("reward_center", self.reward_center)]
-        for c in self.reward_center: bin_reward(self.K, c, self.reward_width)  # 0 <= c < K, w > 0
+        self.reward_center = [float(check_in_interval("reward_center", c, 0.0, self.K, closed="left"))
+                              for c in _as_list("reward_center", self.reward_center)]
+        check_positive("reward_width", self.reward_width)
         self.regime = [check_choice("regime", rg, REGIMES) for rg in _as_list("regime", self.regime)]
         self.n_samples = check_int("n_samples", self.n_samples, 2)
         self.contexts = check_int("contexts", self.contexts, 1)
@@ -570,15 +607,18 @@ class BanditConfig:
         self.hidden, self.context_dim = check_int("hidden", self.hidden, 1), check_int("context_dim", self.context_dim, 1)
         if self.logp_floor is not None: check_in_interval("logp_floor", self.logp_floor, -math.inf, 0.0, closed="neither")
         self.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", self.seeds)]
+        if self.device is not None:  # one this machine has (a torch.device is stored as its name)
+            dev = get_device(self.device); self.device = self.device if isinstance(self.device, str) else str(dev)
         if isinstance(self.lr, dict):
             if set(self.lr) != set(self.algorithms):
                 raise ValueError(f"lr as a dict must name exactly the algorithms {self.algorithms}; got lr={self.lr!r}")
             self.lr = {a: float(check_positive(f"lr[{a!r}]", self.lr[a])) for a in self.algorithms}
         else: self.lr = float(check_positive("lr", self.lr))
+        check_type("hyperparameters", self.hyperparameters, dict)
         extra = set(self.hyperparameters) - set(self.algorithms)
         if extra: raise ValueError(f"hyperparameters names {sorted(extra)}, which are not among the algorithms {self.algorithms}")
         for a, cls in rules.items():  # fill in the defaults; the rule checks the values
-            given = dict(self.hyperparameters.get(a, {}))
+            given = dict(check_type(f"hyperparameters[{a!r}]", self.hyperparameters.get(a, {}), dict))
             names = [f.name for f in dataclasses.fields(cls)]
             for k, v in given.items():
                 if k not in names: raise ValueError(f"{a} has no hyperparameter {k}={v!r}; its hyperparameters: {', '.join(names) or 'none'}")
@@ -621,7 +661,14 @@ class StepMetrics:
                  centers: Tensor,  # [R] each run's reward peak
                  ref: Tensor,  # [K] pi_ref
                  contexts: int = 1):  # C rows per run in a batch
+        check_real("reward", reward); check_real("centers", centers); check_tensor("ref", ref)
+        if reward.ndim != 2: raise ValueError(f"reward must have shape [R, K], got shape {tuple(reward.shape)}")
         R, K = reward.shape
+        if tuple(centers.shape) != (R,): raise ValueError(f"centers must have shape [R] = [{R}] (one per row of reward), got shape {tuple(centers.shape)}")
+        if ref.ndim == 1 and len(ref) != K: raise ValueError(f"reward covers {K} actions but ref covers {len(ref)}: they must match")
+        check_distribution("ref", ref, K)
+        if ref.ndim != 1: raise ValueError(f"ref must have shape [K] = [{K}], got shape {tuple(ref.shape)}")
+        contexts = check_int("contexts", contexts, 1)
         peak = ((torch.arange(K, device=ref.device) - centers[:, None]).abs() <= 2).float()  # the bins within +-2 of c
         self.W = torch.stack([reward, peak], 1)  # [R, 2, K]: r and 1[peak] of each run
         self.ref, self.log_ref, self.ref_neg_entropy, self.C = ref, ref.log(), float((ref * ref.log()).sum()), contexts
@@ -698,6 +745,7 @@ def train(cfg: BanditConfig,  # what to run
           record_policy: bool = False,  # keep log pi of every run at every step (History.logps)
          ) -> History:
     "Train every run of `cfg` at once, as batched tensor operations."
+    check_type("cfg", cfg, BanditConfig)
     rows = len(cfg.algorithms) * len(cfg.regime) * len(cfg.reward_center) * len(cfg.seeds) * cfg.contexts
     with one_thread(rows * cfg.K <= 1 << 22):  # the lab's tensors are small: one intra-op thread (see core)
         return _train(cfg, progress, record_policy)
@@ -781,6 +829,7 @@ def bandit_frame(h: History,  # what `train` returned
                  cfg: BanditConfig,  # its config, stored in `frame.attrs["config"]`
                 ) -> pd.DataFrame:  # one row per (algorithm, regime, reward_center, seed, step)
     "The tidy frame of a sweep: the METRICS of every run at every step, and pi_0..pi_{K-1} if the policy was recorded."
+    check_type("h", h, History); check_type("cfg", cfg, BanditConfig)
     T1, R, M = h.metrics.shape
     rep = lambda vals: np.repeat(np.asarray(vals), T1)
     frame = pd.DataFrame({
@@ -811,8 +860,9 @@ def run_bandit(algorithms: str | Sequence[str] = "sigmoid",  # names `get_rule` 
                **options,  # any other BanditConfig field, or a rule hyperparameter for every rule that has it
               ) -> pd.DataFrame:  # one row per (algorithm, regime, reward_center, seed, step)
     "Train every (algorithm, regime, reward peak, seed) on the bandit at once; a tidy frame of the metrics per step."
-    algs = [str(a) if isinstance(a, np.str_) else a for a in _as_list("algorithms", algorithms)]
-    classes = {a: get_rule(a) for a in algs}
+    classes = _rule_classes(_as_list("algorithms", algorithms))
+    algs = list(classes)
+    if hyperparameters is not None: check_type("hyperparameters", hyperparameters, dict)
     names = {a: {f.name for f in dataclasses.fields(c)} for a, c in classes.items()}
     hp = {a: dict((hyperparameters or {}).get(a, {})) for a in algs}
     hp |= {a: h for a, h in (hyperparameters or {}).items() if a not in hp}  # names no algorithm: BanditConfig refuses it
@@ -841,7 +891,8 @@ def run_bandit(algorithms: str | Sequence[str] = "sigmoid",  # names `get_rule` 
 
 # %% ../nbs/03_toy_bandit.ipynb #36580749
 ARGUMENT_ERRORS: list[tuple[dict, str]] = [  # run_bandit keyword arguments -> a fragment of the ValueError they raise
-    (dict(algorithms="dpoo"), "unknown algorithm name='dpoo'; known: sft, sft_push_down, rwr, reinforce, ppo, any pairwise rule (sigmoid, dpo"),
+    (dict(algorithms="dpoo"), "algorithms holds an unknown algorithm name='dpoo'; known: sft, sft_push_down, rwr, reinforce, ppo, any pairwise rule (sigmoid, dpo"),
+    (dict(algorithms=3), "algorithms must hold names of rules (strings), got 3"),
     (dict(algorithms="ppo_no_neg"), "unknown algorithm name='ppo_no_neg'"),  # only a pairwise rule has a negative gradient to drop
     (dict(algorithms="sft_no_neg"), "unknown algorithm name='sft_no_neg'"),
     (dict(algorithms=[]), "algorithms must not be empty"),
@@ -850,8 +901,9 @@ ARGUMENT_ERRORS: list[tuple[dict, str]] = [  # run_bandit keyword arguments -> a
     (dict(steps=2.5), "steps must be an integer >= 1"),
     (dict(seeds=0), "seeds must be an integer >= 1"),
     (dict(seeds=[1, -2]), "seeds must be an integer >= 0, got seeds=-2"),
-    (dict(reward_center=-0.5), "reward_center must be in [0, K=100)"),
-    (dict(reward_center=[20, 100]), "reward_center must be in [0, K=100), got reward_center=100"),
+    (dict(reward_center=-0.5), "reward_center must be in [0.0, 100), got reward_center=-0.5"),  # [0, K)
+    (dict(reward_center=[20, 100]), "reward_center must be in [0.0, 100), got reward_center=100"),
+    (dict(reward_center=None), "reward_center must be a number"),
     (dict(reward_width=-1), "reward_width must be"),
     (dict(lr=0), "lr must be a finite number > 0"),
     (dict(lr=-1e-3), "lr must be a finite number > 0, got lr=-0.001"),
@@ -877,10 +929,13 @@ ARGUMENT_ERRORS: list[tuple[dict, str]] = [  # run_bandit keyword arguments -> a
     (dict(algorithms="rpo", alpha=-1), "alpha must be in [0.0, inf), got alpha=-1"),
     (dict(algorithms="orpo", lambda_=float("nan")), "lambda_ must be a finite number"),
     (dict(algorithms="simpo", gamma_ratio=0.5), "unknown keyword argument gamma_ratio=0.5"),
-    (dict(algorithms="simpo", gamma=float("nan")), "gamma must be a finite number, got gamma=nan"),
+    (dict(algorithms="simpo", gamma=float("nan")), "gamma must be a finite number or None, got gamma=nan"),  # before any training
+    (dict(algorithms="cdpo", label_smoothing=None), "label_smoothing must be a finite number, got label_smoothing=None"),
     (dict(algorithms="cdpo", label_smoothing=0.7), "label_smoothing must be in [0.0, 0.5]"),
     (dict(algorithms="ppo", hyperparameters={"ppo": {"clipp": 1}}), "ppo has no hyperparameter clipp=1"),
     (dict(algorithms="ppo", hyperparameters={"dpo": {}}), "hyperparameters names ['dpo']"),
+    (dict(algorithms="ppo", hyperparameters=[("ppo", {})]), "hyperparameters must be dict, got list"),
+    (dict(device="tpu"), "device must name a torch device, got device='tpu'"),
 ]
 
 # %% ../nbs/03_toy_bandit.ipynb #bc1baa8b
@@ -899,6 +954,9 @@ def preset(name: str,  # a key of PRESETS
           ) -> BanditConfig:
     "A fresh config of a named preset, with `changes` applied."
     check_choice("name", name, PRESETS)
+    fields_ = [f.name for f in dataclasses.fields(BanditConfig)]
+    for k, v in changes.items():
+        if k not in fields_: raise ValueError(f"unknown keyword argument {k}={v!r}: not a BanditConfig field ({', '.join(fields_)})")
     return BanditConfig(**(json.loads(json.dumps(PRESETS[name])) | changes))
 
 # %% ../nbs/03_toy_bandit.ipynb #63981ccf
@@ -906,6 +964,9 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
                   run: Run,  # which run of cfg
                  ) -> Tensor:  # [steps + 1] E_pi[r] before each step and after the last
     "One run of `cfg`, one step at a time, by autograd through its rule's loss."
+    check_type("cfg", cfg, BanditConfig); check_type("run", run, Run)
+    check_choice("run.algorithm", run.algorithm, cfg.algorithms); check_choice("run.regime", run.regime, REGIMES)
+    check_in_interval("run.reward_center", run.reward_center, 0.0, cfg.K, closed="left"); check_int("run.seed", run.seed, 0)
     if cfg.policy != "tabular" or cfg.contexts != 1: raise ValueError("reference_run covers the tabular policy with contexts=1")
     ref = reference_distribution(cfg.K, exact=cfg.exact_reference)
     log_ref, reward = ref.log(), bin_reward(cfg.K, run.reward_center, cfg.reward_width)
@@ -937,7 +998,7 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
     return torch.stack(er)
 
 # %% ../nbs/03_toy_bandit.ipynb #202c287b
-def fit_unimodal(target: Tensor,  # [K] a distribution over bins
+def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                  *, divergence: str = "forward",  # "forward": KL(target || q); "reverse": KL(q || target)
                  init_mean: float | None = None,  # start of mu (default: a third of the way, K / 3)
                  init_std: float | None = None,  # start of sigma (default K / 10)
@@ -945,8 +1006,12 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins
                  lr: float = 0.05,  # Adam's learning rate
                 ) -> dict:  # q [K], mean, std, kl_forward, kl_reverse
     "Fit a discretised Gaussian q_{mu, sigma} to `target` by forward or reverse KL (Adam on mu and log sigma)."
-    check_choice("divergence", divergence, ("forward", "reverse"))
-    K = target.shape[-1]
+    check_choice("divergence", divergence, ("forward", "reverse")); check_tensor("target", target, allow_inf=False)
+    if target.ndim != 1 or len(target) < 2: raise ValueError(f"target must have shape [K], K >= 2, got shape {tuple(target.shape)}")
+    K = len(check_distribution("target", target, len(target)))
+    if init_mean is not None: check_in_interval("init_mean", init_mean, -math.inf, math.inf, closed="neither")
+    if init_std is not None: check_positive("init_std", init_std)
+    check_positive("lr", lr); steps = check_int("steps", steps, 1)
     p = target.double() / target.sum()
     log_p = p.clamp(min=1e-300).log()
     a = torch.arange(K, dtype=torch.float64)
@@ -956,7 +1021,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins
     def q_of():
         # log q(a) = -(a - mu)^2 / (2 sigma^2) - log Z
         return torch.log_softmax(-((a - mu) / log_s.exp()) ** 2 / 2, -1)
-    for _ in range(check_int("steps", steps, 1)):
+    for _ in range(steps):
         log_q = q_of()
         # forward: sum p (log p - log q); reverse: sum q (log q - log p)
         loss = (p * (log_p - log_q)).sum() if divergence == "forward" else (log_q.exp() * (log_q - log_p)).sum()
@@ -969,10 +1034,18 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins
 # %% ../nbs/03_toy_bandit.ipynb #22ff4df8
 def kl_frontier(ref: Tensor,  # [K] pi_ref
                 reward: Tensor,  # [K] r
-                temperatures: Tensor | None = None,  # tau values (default: 200 log-spaced in [1e-3, 1e2])
+                temperatures: Tensor | None = None,  # [T] tau values > 0 (default: 200 log-spaced in [1e-3, 1e2])
                ) -> pd.DataFrame:  # tau, kl_reverse, expected_reward, sorted by kl_reverse
     "The best expected reward at each KL(pi || pi_ref): pi_tau proportional to pi_ref exp(r / tau)."
-    tau = torch.logspace(-3, 2, 200, dtype=torch.float64) if temperatures is None else torch.as_tensor(temperatures, dtype=torch.float64)
+    check_real("reward", reward); check_tensor("ref", ref)
+    if reward.ndim != 1: raise ValueError(f"reward must have shape [K], got shape {tuple(reward.shape)}")
+    if ref.ndim == 1 and len(ref) != len(reward): raise ValueError(f"ref covers {len(ref)} actions but reward covers {len(reward)}: they must match")
+    check_distribution("ref", ref, len(reward))
+    if ref.ndim != 1: raise ValueError(f"ref must have shape [K] = [{len(reward)}], got shape {tuple(ref.shape)}")
+    if temperatures is not None:
+        check_real("temperatures", temperatures); check_in_interval("temperatures", temperatures, 0.0, math.inf, closed="neither")
+        if temperatures.ndim != 1: raise ValueError(f"temperatures must have shape [T], got shape {tuple(temperatures.shape)}")
+    tau = torch.logspace(-3, 2, 200, dtype=torch.float64) if temperatures is None else temperatures.double()
     log_ref, r = ref.double().log(), reward.double()
     # log pi_tau = log pi_ref + r / tau - log Z_tau
     log_pi = torch.log_softmax(log_ref + r / tau[:, None], -1)
