@@ -10,32 +10,38 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .core import check_int, kl
+from .core import check_int, kl, upcast, value_checks
 from .nash import bt_preferences, check_preference_matrix, gpm_preferences, mixture_preferences
 
 # %% auto #0
 __all__ = ['pairwise_cross_entropy', 'excess_loss', 'Fit', 'fit_bt', 'fit_gpm', 'fit_bt_mixture']
 
 # %% ../nbs/06_intransitive.ipynb #83c52ca9
-def pairwise_cross_entropy(Q: Tensor,  # [K, K] predicted P(i beats j)
-                           P: Tensor,  # [K, K] true P(i beats j)
-                          ) -> Tensor:  # scalar: mean over ordered pairs i != j
-    "Population cross-entropy of the predictions Q against the preference probabilities P."
-    K = P.shape[-1]
-    off = ~torch.eye(K, dtype=torch.bool, device=P.device)
-    q = Q[off].clamp(1e-300, 1 - 1e-16)
-    # -[P_ij log Q_ij + (1 - P_ij) log(1 - Q_ij)], averaged over i != j
-    return -(torch.xlogy(P[off], q) + torch.xlogy(1 - P[off], 1 - q)).mean()
-
-def excess_loss(Q: Tensor,  # [K, K] predicted
-                P: Tensor,  # [K, K] true
-               ) -> Tensor:  # scalar >= 0: average KL(P_ij || Q_ij) over pairs
-    "Cross-entropy of Q minus that of P itself, the part of the loss the model could remove: the mean KL between the pairs' outcome distributions."
+def _off_diagonal(Q: Tensor, P: Tensor) -> tuple[Tensor, Tensor]:
+    "Q and P checked (preference matrices of one shape) and upcast, as their entries off the diagonal, [..., K(K-1)]."
+    check_preference_matrix(Q, "Q"); check_preference_matrix(P, "P")
+    if Q.shape != P.shape: raise ValueError(f"Q has shape {tuple(Q.shape)} but P has shape {tuple(P.shape)}; they must match")
     off = ~torch.eye(P.shape[-1], dtype=torch.bool, device=P.device)
-    p, q = P[off], Q[off].clamp(1e-300, 1 - 1e-16)  # Q clamped as in pairwise_cross_entropy
+    return upcast(Q)[..., off], upcast(P)[..., off]
+
+def pairwise_cross_entropy(Q: Tensor,  # [K, K] or [B, K, K] predicted P(i beats j)
+                           P: Tensor,  # [K, K] or [B, K, K] true P(i beats j)
+                          ) -> Tensor:  # [] or [B]: mean over ordered pairs i != j
+    "Population cross-entropy of the predictions Q against the preference probabilities P."
+    q, p = _off_diagonal(Q, P)
+    q = q.clamp(1e-300, 1 - 1e-16)
+    # -[P_ij log Q_ij + (1 - P_ij) log(1 - Q_ij)], averaged over i != j
+    return -(torch.xlogy(p, q) + torch.xlogy(1 - p, 1 - q)).mean(-1)
+
+def excess_loss(Q: Tensor,  # [K, K] or [B, K, K] predicted
+                P: Tensor,  # [K, K] or [B, K, K] true
+               ) -> Tensor:  # [] or [B], >= 0: average KL(P_ij || Q_ij) over pairs
+    "Cross-entropy of Q minus that of P itself, the part of the loss the model could remove: the mean KL between the pairs' outcome distributions."
+    q, p = _off_diagonal(Q, P)
+    q = q.clamp(1e-300, 1 - 1e-16)  # Q clamped as in pairwise_cross_entropy
     outcomes = lambda x: torch.stack([x.log(), torch.log1p(-x)], -1)  # log of (x, 1 - x): i wins, j wins
     # (1 / K(K-1)) sum_{i != j} KL(Bernoulli(P_ij) || Bernoulli(Q_ij))
-    return kl(outcomes(p), outcomes(q)).mean()
+    return kl(outcomes(p), outcomes(q)).mean(-1)
 
 # %% ../nbs/06_intransitive.ipynb #d758da10
 class Fit(NamedTuple):
@@ -43,6 +49,16 @@ class Fit(NamedTuple):
     params: tuple[Tensor, ...]  # scores (BT); embeddings (GPM); scores [G, K] and weights [G] (mixture)
     Q: Tensor  # [K, K] predicted P(i beats j)
     excess: float  # excess loss against the P it was fitted to
+
+def _one_game(P: Tensor) -> Tensor:
+    "A fit's door: P one checked [K, K] preference matrix, upcast (a bf16 matrix is fitted in float32)."
+    check_preference_matrix(P)
+    if P.ndim != 2: raise ValueError(f"P must have shape [K, K] (a fit takes one game), got shape {tuple(P.shape)}")
+    return upcast(P)
+
+def _fit(params: tuple[Tensor, ...], Q: Tensor, P: Tensor) -> Fit:
+    "The Fit, its excess loss computed without checking P again (checked, and perhaps upcast, at the fit's door)."
+    with value_checks(False): return Fit(params, Q, float(excess_loss(Q, P)))
 
 def _lbfgs(params: list[Tensor], predict, P: Tensor, iters: int) -> float:
     "Minimise pairwise_cross_entropy(predict(), P) over params with L-BFGS; return the final loss."
@@ -53,30 +69,31 @@ def _lbfgs(params: list[Tensor], predict, P: Tensor, iters: int) -> float:
         loss = pairwise_cross_entropy(predict(), P)
         loss.backward()
         return loss
-    opt.step(closure)
-    with torch.no_grad(): return float(pairwise_cross_entropy(predict(), P))
+    with value_checks(False):  # P was checked at the door: no data scans at every step
+        opt.step(closure)
+        with torch.no_grad(): return float(pairwise_cross_entropy(predict(), P))
 
 def fit_bt(P: Tensor,  # [K, K] preference matrix to fit
-           *, iters: int = 500,  # L-BFGS iterations
+           *, iters: int = 500,  # L-BFGS iterations, >= 1
           ) -> Fit:  # params = (scores [K],), centred
     "Best Bradley-Terry fit (population maximum likelihood)."
-    check_preference_matrix(P)
+    P, iters = _one_game(P), check_int("iters", iters, 1)
     s = torch.zeros(P.shape[-1], dtype=P.dtype, device=P.device, requires_grad=True)
     _lbfgs([s], lambda: bt_preferences(s), P, iters)
     s = (s - s.mean()).detach()
     Q = bt_preferences(s)
-    return Fit((s,), Q, float(excess_loss(Q, P)))
+    return _fit((s,), Q, P)
 
 def fit_gpm(P: Tensor,  # [K, K]
             dim: int = 2,  # embedding dimension 2k (even)
             *, restarts: int = 4,  # random starts; the best is kept
             seed: int = 0,  # seeds the random starts
-            iters: int = 500,  # L-BFGS iterations per start
+            iters: int = 500,  # L-BFGS iterations per start, >= 1
            ) -> Fit:  # params = (embeddings [K, dim],)
     "Best general-preference-model (GPM) fit with `dim`-dimensional embeddings."
-    check_preference_matrix(P)
+    P = _one_game(P)
     if check_int("dim", dim, 2) % 2: raise ValueError(f"dim must be an even integer >= 2, got dim={dim!r}")
-    check_int("restarts", restarts, 1)
+    restarts, seed, iters = check_int("restarts", restarts, 1), check_int("seed", seed), check_int("iters", iters, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):
@@ -84,17 +101,17 @@ def fit_gpm(P: Tensor,  # [K, K]
         loss = _lbfgs([v], lambda: gpm_preferences(v), P, iters)
         if best is None or loss < best[0]: best = (loss, v.detach())
     Q = gpm_preferences(best[1])
-    return Fit((best[1],), Q, float(excess_loss(Q, P)))
+    return _fit((best[1],), Q, P)
 
 def fit_bt_mixture(P: Tensor,  # [K, K]
                    groups: int = 2,  # number of Bradley-Terry groups G
                    *, restarts: int = 8,  # random starts; the best is kept
                    seed: int = 0,  # seeds the random starts
-                   iters: int = 500,  # L-BFGS iterations per start
+                   iters: int = 500,  # L-BFGS iterations per start, >= 1
                   ) -> Fit:  # params = (scores [G, K], weights [G])
     "Best fit of a mixture of G Bradley-Terry groups, without group labels."
-    check_preference_matrix(P)
-    check_int("groups", groups, 1); check_int("restarts", restarts, 1)
+    P, groups, restarts = _one_game(P), check_int("groups", groups, 1), check_int("restarts", restarts, 1)
+    seed, iters = check_int("seed", seed), check_int("iters", iters, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):
@@ -104,4 +121,4 @@ def fit_bt_mixture(P: Tensor,  # [K, K]
         loss = _lbfgs([s, logits], lambda: mixture_preferences(s, torch.softmax(logits, 0)), P, iters)
         if best is None or loss < best[0]: best = (loss, s.detach(), torch.softmax(logits, 0).detach())
     Q = mixture_preferences(best[1], best[2])
-    return Fit((best[1], best[2]), Q, float(excess_loss(Q, P)))
+    return _fit((best[1], best[2]), Q, P)

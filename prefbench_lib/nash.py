@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (check_choice, check_distribution, check_in_interval, check_int, check_positive, check_tensor,
-                                kl, machine_busy, one_thread, register, save_frame)
+from .core import (check_choice, check_distribution, check_in_interval, check_int, check_positive, check_real,
+                                check_tensor, check_type, get_device, kl, machine_busy, one_thread, register, save_frame, upcast,
+                                value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # `to_frame` imports it when called
 _all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash import check_distribution` keeps working
@@ -34,36 +35,55 @@ __all__ = ['GAMES', 'ALGORITHMS', 'ARGUMENT_ERRORS', 'check_preference_matrix', 
 # %% ../nbs/05_nash.ipynb #0eec49b7
 def check_preference_matrix(P: Tensor,  # [K, K] or [B, K, K]: P[i, j] = probability that action i beats action j
                             name: str = "P",  # argument name for the error message
-                            *, atol: float = 1e-6,  # tolerance on P + P^T = 1
+                            *, atol: float = 1e-6,  # tolerance on P + P^T = 1 (at least the dtype's epsilon: 2^-7 in bf16)
                            ) -> Tensor:  # `P`, unchanged
     "Raise `ValueError` naming `name` unless `P` is a (batch of) valid preference matrices."
-    check_tensor(name, P, allow_inf=False)
+    check_positive("atol", atol)
+    check_type(name, P, Tensor)
     if not P.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor, got dtype {P.dtype}")
     if P.ndim not in (2, 3) or P.shape[-1] != P.shape[-2] or P.shape[-1] < 2:
         raise ValueError(f"{name} must have shape [K, K] or [B, K, K] with K >= 2, got shape {tuple(P.shape)}")
+    if not value_checks_enabled(): return P  # a hot loop that checked its matrices at its door: no data scans
+    check_tensor(name, P, allow_inf=False)
     check_in_interval(name, P, 0.0, 1.0)
-    err = (P + P.transpose(-1, -2) - 1).abs()
-    if bool((err > atol).any()):
+    tol = max(atol, torch.finfo(P.dtype).eps)  # a half-precision matrix is complementary only up to its rounding
+    Pu = upcast(P)
+    err = (Pu + Pu.transpose(-1, -2) - 1).abs()
+    if bool((err > tol).any()):
         idx = tuple(int(i) for i in (err == err.max()).nonzero()[0])
         swap = idx[:-2] + (idx[-1], idx[-2])
         fmt = lambda ix: f"{name}[{', '.join(map(str, ix))}]"
-        raise ValueError(f"{name} must satisfy {name} + {name}^T = 1 (within {atol:g}), got "
-                         f"{fmt(idx)} + {fmt(swap)} = {float(P[idx] + P[swap]):.6g}")
+        raise ValueError(f"{name} must satisfy {name} + {name}^T = 1 (within {tol:g}), got "
+                         f"{fmt(idx)} + {fmt(swap)} = {float(Pu[idx] + Pu[swap]):.6g}")
     return P
 
 # %% ../nbs/05_nash.ipynb #697417e7
+def _rater_parameters(name: str, x: Tensor, ndim: int, shape: str) -> Tensor:
+    "A rater model's parameters: a real tensor without NaN or infinity, with at least `ndim` dimensions (unchecked under value_checks(False))."
+    if not value_checks_enabled(): return x
+    check_real(name, x, allow_inf=False)
+    if x.ndim < ndim: raise ValueError(f"{name} must have shape {shape}, got shape {tuple(x.shape)}")
+    return x
+
 def bt_preferences(scores: Tensor,  # [..., K] Bradley-Terry scores s_i
                   ) -> Tensor:  # [..., K, K]
     "Bradley-Terry preference matrix: P_ij = sigma(s_i - s_j)."
+    _rater_parameters("scores", scores, 1, "[..., K]")
     # P_ij = sigma(s_i - s_j)
     return torch.sigmoid(scores[..., :, None] - scores[..., None, :])
 
 # %% ../nbs/05_nash.ipynb #a3f5ca56
 def mixture_preferences(scores: Tensor,  # [..., G, K] one row of Bradley-Terry scores per annotator group
-                        weights: Tensor | None = None,  # [..., G] group weights w_g (sum to 1); None: uniform
+                        weights: Tensor | None = None,  # [..., G] group weights w_g (> 0, sum to 1); None: uniform
                        ) -> Tensor:  # [..., K, K]
     "Population preference matrix of a mixture of Bradley-Terry annotator groups: P = sum_g w_g sigma(s^g_i - s^g_j)."
+    _rater_parameters("scores", scores, 2, "[..., G, K]")
     G = scores.shape[-2]
+    if weights is not None and value_checks_enabled():
+        check_distribution("weights", weights, G)
+        if weights.shape != scores.shape[:-1]:
+            raise ValueError(f"weights must have shape {tuple(scores.shape[:-1])}, one weight per group of scores "
+                             f"(shape {tuple(scores.shape)}), got shape {tuple(weights.shape)}")
     w = torch.full(scores.shape[:-1], 1.0 / G, dtype=scores.dtype, device=scores.device) if weights is None else weights
     # P = sum_g w_g sigma(s^(g)_i - s^(g)_j)
     return (w[..., :, None, None] * bt_preferences(scores)).sum(-3)
@@ -72,6 +92,7 @@ def mixture_preferences(scores: Tensor,  # [..., G, K] one row of Bradley-Terry 
 def gpm_scores(embeddings: Tensor,  # [..., K, 2k] one embedding v_i per action (even dimension)
               ) -> Tensor:  # [..., K, K] skew-symmetric score matrix <R v_i, v_j>
     "GPM's skew-symmetric preference score <R^> v_i, v_j>, R^> = blockdiag([[0, -1], [1, 0]])."
+    _rater_parameters("embeddings", embeddings, 2, "[..., K, 2k]")
     if embeddings.shape[-1] % 2: raise ValueError(f"embeddings must have an even last dimension, got shape {tuple(embeddings.shape)}")
     a, b = embeddings[..., 0::2], embeddings[..., 1::2]  # the two coordinates of each 2-d block
     # R v = (-b, a) blockwise, so <R v_i, v_j> = sum over blocks of (a_i b_j - b_i a_j)
@@ -85,10 +106,20 @@ def gpm_preferences(embeddings: Tensor,  # [..., K, 2k]
     return torch.sigmoid(gpm_scores(embeddings))
 
 # %% ../nbs/05_nash.ipynb #4ff838b3
-def _finish(P: Tensor, K: int, dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
-    "A game as a checked [K, K] preference matrix of the requested dtype and device."
-    if P.shape != (K, K): raise ValueError(f"the game's parameters give a {tuple(P.shape)} matrix, but K={K}")
-    return check_preference_matrix(P.to(dtype=dtype, device=device))
+_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)  # what a game can be built in
+
+def _finish(P: Tensor, dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
+    "A game as a checked preference matrix of the requested dtype and device (both checked here)."
+    dev = None if device is None else get_device(device)  # None: torch's default device, as for any tensor
+    return check_preference_matrix(P.to(dtype=check_choice("dtype", dtype, _DTYPES), device=dev))
+
+def _as_float64(name: str, x: Tensor | list | tuple | np.ndarray) -> Tensor:
+    "A game's parameter (a tensor, or a list of numbers) as a float64 CPU tensor, checked: real, no NaN, no infinity."
+    if not isinstance(x, Tensor):
+        check_type(name, x, (Tensor, list, tuple, np.ndarray))  # names every accepted type in its message
+        try: x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as e: raise ValueError(f"{name} must be a tensor or a list of numbers, got {name}={x!r}"[:400]) from e
+    return check_real(name, x, allow_inf=False).detach().to("cpu", torch.float64)
 
 def _draw(seed: int, *shape: int, uniform: bool = False) -> Tensor:
     "Standard normal (or uniform on [0, 1)) float64 numbers from a generator seeded with `seed`."
@@ -103,13 +134,13 @@ def rps_game(K: int = 3,  # number of actions; rock-paper-scissors has 3
             ) -> Tensor:  # [3, 3]
     "Rock-paper-scissors with margins (m1, m2, m3); its equilibrium is proportional to (m2, m3, m1)."
     if check_int("K", K, 2) != 3: raise ValueError(f"the 'rps' game has K = 3 actions (rock, paper, scissors), got K={K}")
-    m = torch.as_tensor(margins, dtype=torch.float64)
+    m = _as_float64("margins", margins)
     if m.shape != (3,): raise ValueError(f"margins must hold 3 numbers (m1, m2, m3), got shape {tuple(m.shape)}")
     check_in_interval("margins", m, 0.0, 0.5)
     A = torch.zeros(3, 3, dtype=torch.float64)
     A[1, 0], A[2, 1], A[0, 2] = m[0], m[1], m[2]  # paper > rock, scissors > paper, rock > scissors
     # P = 1/2 + A - A^T
-    return _finish(0.5 + A - A.T, 3, dtype, device)
+    return _finish(0.5 + A - A.T, dtype, device)
 
 # %% ../nbs/05_nash.ipynb #367330f2
 def cyclic_game(K: int,  # number of actions, >= 2
@@ -123,7 +154,7 @@ def cyclic_game(K: int,  # number of actions, >= 2
     A = torch.zeros(K, K, dtype=torch.float64)
     A[torch.arange(K), (torch.arange(K) + 1) % K] = float(margin)  # i beats i + 1
     # P = 1/2 + A - A^T
-    return _finish(0.5 + A - A.T, K, dtype, device)
+    return _finish(0.5 + A - A.T, dtype, device)
 
 # %% ../nbs/05_nash.ipynb #6a390c43
 def random_game(K: int,  # number of actions, >= 2
@@ -135,7 +166,7 @@ def random_game(K: int,  # number of actions, >= 2
     K = check_int("K", K, 2)
     L = _draw(seed, K, K, uniform=True).tril(-1)
     # P = L + (1 - L^T) above the diagonal + 1/2 on it
-    return _finish(L + (1 - L.T).triu(1) + 0.5 * torch.eye(K, dtype=torch.float64), K, dtype, device)
+    return _finish(L + (1 - L.T).triu(1) + 0.5 * torch.eye(K, dtype=torch.float64), dtype, device)
 
 # %% ../nbs/05_nash.ipynb #07e0c4e5
 def bt_game(K: int,  # number of actions, >= 2
@@ -146,10 +177,13 @@ def bt_game(K: int,  # number of actions, >= 2
             device: torch.device | str | None = None,  # where it is built; None: torch's default
            ) -> Tensor:  # [K, K]
     "A transitive Bradley-Terry game: P_ij = sigma(s_i - s_j)."
-    K = check_int("K", K, 2)
+    K, seed = check_int("K", K, 2), check_int("seed", seed)
     check_in_interval("scale", scale, 0.0, math.inf, closed="left")
-    s = scale * _draw(seed, K) if scores is None else torch.as_tensor(scores, dtype=torch.float64)
-    return _finish(bt_preferences(s), K, dtype, device)
+    if scores is None: s = scale * _draw(seed, K)
+    else:
+        s = _as_float64("scores", scores)
+        if s.shape != (K,): raise ValueError(f"scores must have shape [K] = ({K},), got shape {tuple(s.shape)}")
+    return _finish(bt_preferences(s), dtype, device)
 
 # %% ../nbs/05_nash.ipynb #772eebc9
 def mixture_game(K: int,  # number of actions, >= 2
@@ -162,15 +196,16 @@ def mixture_game(K: int,  # number of actions, >= 2
                  device: torch.device | str | None = None,  # where it is built; None: torch's default
                 ) -> Tensor:  # [K, K]
     "A population of Bradley-Terry annotator groups: P = sum_g w_g sigma(s^g_i - s^g_j); intransitive in general."
-    K = check_int("K", K, 2)
+    K, groups, seed = check_int("K", K, 2), check_int("groups", groups, 1), check_int("seed", seed)
     check_in_interval("scale", scale, 0.0, math.inf, closed="left")
-    s = scale * _draw(seed, check_int("groups", groups, 1), K) if scores is None else torch.as_tensor(scores, dtype=torch.float64)
-    if s.ndim != 2: raise ValueError(f"scores must have shape [G, K], got shape {tuple(s.shape)}")
-    w = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+    if scores is None: s = scale * _draw(seed, groups, K)
+    else:
+        s = _as_float64("scores", scores)
+        if s.ndim != 2 or s.shape[1] != K: raise ValueError(f"scores must have shape [G, K] with K = {K}, got shape {tuple(s.shape)}")
+    w = None if weights is None else _as_float64("weights", weights)
     if w is not None and w.shape != (s.shape[0],):
         raise ValueError(f"weights must hold one weight per group (G = {s.shape[0]}), got shape {tuple(w.shape)}")
-    if w is not None: check_distribution("weights", w, s.shape[0])
-    return _finish(mixture_preferences(s, w), K, dtype, device)
+    return _finish(mixture_preferences(s, w), dtype, device)  # mixture_preferences checks that w is a distribution
 
 # %% ../nbs/05_nash.ipynb #761887e5
 def gpm_game(K: int,  # number of actions, >= 2
@@ -182,11 +217,14 @@ def gpm_game(K: int,  # number of actions, >= 2
              device: torch.device | str | None = None,  # where it is built; None: torch's default
             ) -> Tensor:  # [K, K]
     "A general-preference-model game (GPM): P_ij = sigma(<R^> v_i, v_j>), cyclic in general."
-    K = check_int("K", K, 2)
+    K, seed = check_int("K", K, 2), check_int("seed", seed)
     check_in_interval("scale", scale, 0.0, math.inf, closed="left")
     if check_int("dim", dim, 2) % 2: raise ValueError(f"dim must be even (2-d blocks), got dim={dim}")
-    v = scale * _draw(seed, K, dim) if embeddings is None else torch.as_tensor(embeddings, dtype=torch.float64)
-    return _finish(gpm_preferences(v), K, dtype, device)
+    if embeddings is None: v = scale * _draw(seed, K, dim)
+    else:
+        v = _as_float64("embeddings", embeddings)
+        if v.ndim != 2 or v.shape[0] != K: raise ValueError(f"embeddings must have shape [K, 2k] with K = {K}, got shape {tuple(v.shape)}")
+    return _finish(gpm_preferences(v), dtype, device)  # gpm_scores checks that 2k is even
 
 # %% ../nbs/05_nash.ipynb #e9f6db04
 GAMES: dict[str, Callable[..., Tensor]] = {"rps": rps_game, "cyclic": cyclic_game, "random": random_game, "bt": bt_game,
@@ -205,40 +243,64 @@ def preference_matrix(kind: str,  # a key of GAMES: rps, cyclic, random, bt, mix
     unknown = sorted(set(parameters) - takes)
     if unknown: raise ValueError(f"kind={kind!r} takes no argument(s) {', '.join(unknown)}; its parameters: {', '.join(sorted(takes)) or 'none'}")
     if seed is not None and "seed" in takes: parameters["seed"] = seed
+    elif seed is not None: check_int("seed", seed)  # ignored by this game, but still an integer
     return make(K, dtype=dtype, device=device, **parameters)
 
 # %% ../nbs/05_nash.ipynb #7a4a8c80
-def _as_beta(beta: float | Tensor, like: Tensor) -> Tensor:
-    "beta as a tensor of like's dtype and device, checked to be >= 0."
-    b = torch.as_tensor(beta, dtype=like.dtype, device=like.device)
-    check_tensor("beta", b, allow_inf=False)
-    check_in_interval("beta", b if b.ndim else float(b), 0.0, math.inf, closed="left")
-    return b
+def _batch(P: Tensor, **policies: Tensor | None) -> int | None:
+    "The runs' batch size B from P [B, K, K] and the [B, K] policies (checked by the caller); None when none of them is batched."
+    sizes = ({"P": P.shape[0]} if P.ndim == 3 else {}) | {k: v.shape[0] for k, v in policies.items() if v is not None and v.ndim == 2}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{', '.join(sizes)} disagree on the batch size: " + ", ".join(f"{k} has {n}" for k, n in sizes.items()))
+    return next(iter(sizes.values()), None)
+
+def _per_run(name: str, value: float | Tensor, B: int | None, like: Tensor, *, closed: str = "left") -> Tensor:
+    "beta (>= 0) or eta (closed='neither': > 0): a number, or a [B] tensor (B = 1 when nothing is batched), as a tensor like `like`."
+    check_in_interval(name, value, 0.0, math.inf, closed=closed)
+    if isinstance(value, Tensor) and value.ndim and tuple(value.shape) != (B or 1,):
+        why = "the batch of the games and policies" if B else "the games and policies are not batched: for a sweep, give P as [B, K, K]"
+        raise ValueError(f"{name} must be a number or a [B] tensor, one value per run, with B = {B or 1} ({why}), "
+                         f"got {name} of shape {tuple(value.shape)}")
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 def _log_ref(ref: Tensor | None, K: int, like: Tensor) -> Tensor:
-    "log pi_ref, [..., K]: uniform when ref is None."
+    "log pi_ref, [..., K] (ref checked by the caller): uniform when ref is None."
     if ref is None: return torch.full((K,), -math.log(K), dtype=like.dtype, device=like.device)
-    check_distribution("ref", ref, K)
     return ref.to(dtype=like.dtype, device=like.device).log()
 
 # %% ../nbs/05_nash.ipynb #0251b75b
-def win_rates(pi: Tensor,  # [..., K] opponent policy pi'
-              P: Tensor,  # [..., K, K]
-             ) -> Tensor:  # [..., K] (P pi')_y = P(y beats pi')
-    "Probability that each action beats an opponent drawn from pi'."
+def _win_rates(pi: Tensor, P: Tensor) -> Tensor:
+    "(P pi')_y for checked pi' [..., K] and P [..., K, K] (what the solvers' inner loops call)."
     # (P pi')_y = sum_y' P(y > y') pi'(y')
     return (P @ pi.unsqueeze(-1)).squeeze(-1)
 
+def win_rates(pi: Tensor,  # [K] or [B, K] opponent policy pi'
+              P: Tensor,  # [K, K] or [B, K, K]
+             ) -> Tensor:  # [K] or [B, K]: (P pi')_y = P(y beats pi')
+    "Probability that each action beats an opponent drawn from pi'."
+    P = upcast(check_preference_matrix(P))
+    check_distribution("pi", pi, P.shape[-1], positive=False)
+    _batch(P, pi=pi)
+    return _win_rates(pi.to(P), P)
+
 # %% ../nbs/05_nash.ipynb #4b5394e8
-def best_response(pi: Tensor,  # [..., K] opponent policy
-                  P: Tensor,  # [..., K, K] preference matrix
-                  ref: Tensor | None = None,  # [..., K] reference policy (> 0); None: uniform
-                  beta: float | Tensor = 0.0,  # KL coefficient beta >= 0
-                 ) -> Tensor:  # [..., K]
+def _response_inputs(pi: Tensor, P: Tensor, ref: Tensor | None, beta: float | Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    "best_response's and duality_gap's door: pi, P (upcast), log pi_ref and beta, checked, as tensors of P's dtype."
+    P = upcast(check_preference_matrix(P))
+    K = P.shape[-1]
+    check_distribution("pi", pi, K, positive=False)
+    if ref is not None: check_distribution("ref", ref, K)
+    b = _per_run("beta", beta, _batch(P, pi=pi, ref=ref), P)
+    return pi.to(P), P, _log_ref(ref, K, P), b
+
+def best_response(pi: Tensor,  # [K] or [B, K] opponent policy
+                  P: Tensor,  # [K, K] or [B, K, K] preference matrix
+                  ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
+                  beta: float | Tensor = 0.0,  # KL coefficient beta >= 0, a number or [B]
+                 ) -> Tensor:  # [K] or [B, K]
     "BR(pi) = argmax_p p^T P pi - beta KL(p || ref): softmax(log ref + P pi / beta), or uniform on argmax P pi at beta = 0."
-    v = win_rates(pi, P)
-    b = _as_beta(beta, v)[..., None]
-    log_ref = _log_ref(ref, v.shape[-1], v)
+    pi, P, log_ref, b = _response_inputs(pi, P, ref, beta)
+    v, b = _win_rates(pi, P), b[..., None]
     # BR(pi) proportional to ref * exp(P pi / beta); shifting by max P pi keeps v / beta finite for tiny beta
     soft = torch.softmax(log_ref + (v - v.amax(-1, keepdim=True)) / torch.where(b > 0, b, 1.0), -1)
     top = (v >= v.amax(-1, keepdim=True) - 1e-12).to(v.dtype)
@@ -259,30 +321,21 @@ def _gap_from_win_rates(v: Tensor, pi: Tensor, log_ref: Tensor, beta: Tensor) ->
     return gap.squeeze(-1)
 
 # %% ../nbs/05_nash.ipynb #ca3d26fe
-def duality_gap(pi: Tensor,  # [..., K] policy
-                P: Tensor,  # [..., K, K] preference matrix
-                ref: Tensor | None = None,  # [..., K] reference policy (> 0); None: uniform
-                beta: float | Tensor = 0.0,  # KL coefficient beta >= 0
-               ) -> Tensor:  # [...] J(BR(pi), pi) - J(pi, BR(pi)) >= 0
+def duality_gap(pi: Tensor,  # [K] or [B, K] policy
+                P: Tensor,  # [K, K] or [B, K, K] preference matrix
+                ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
+                beta: float | Tensor = 0.0,  # KL coefficient beta >= 0, a number or [B]
+               ) -> Tensor:  # [] or [B]: J(BR(pi), pi) - J(pi, BR(pi)) >= 0
     "Duality gap of pi in the beta-regularised game; at beta = 0 the exploitability 2 max_i (P pi)_i - 1."
-    check_preference_matrix(P)
-    check_distribution("pi", pi, P.shape[-1], positive=False)
-    v = win_rates(pi.to(P.dtype), P)
-    return _gap_from_win_rates(v, pi.to(P.dtype), _log_ref(ref, P.shape[-1], v), _as_beta(beta, v))
-
-# %% ../nbs/05_nash.ipynb #8c32c60c
-def _batch(P: Tensor, *others: tuple[Tensor | None, int]) -> int:
-    "The batch size implied by P [B, K, K] / [K, K] and other [B, ...] tensors (1 if none is batched)."
-    sizes = {t.shape[0] for t, nd in others if t is not None and t.ndim == nd} | ({P.shape[0]} if P.ndim == 3 else set())
-    if len(sizes) > 1: raise ValueError(f"batched arguments disagree on the batch size: {sorted(sizes)}")
-    return sizes.pop() if sizes else 1
+    pi, P, log_ref, b = _response_inputs(pi, P, ref, beta)
+    return _gap_from_win_rates(_win_rates(pi, P), pi, log_ref, b)
 
 # %% ../nbs/05_nash.ipynb #2f25f567
 def _fixed_point_residual(x: Tensor, A: Tensor, log_ref: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     "F(x) = x - log ref - A softmax(x) / beta, [B, K], and its span max F - min F, [B]."
     pi = torch.softmax(x, -1)
     # F(x) = x - log ref - A softmax(x) / beta;  F = c 1 exactly at the equilibrium
-    F = x - log_ref - win_rates(pi, A) / beta[:, None]
+    F = x - log_ref - _win_rates(pi, A) / beta[:, None]
     return F, F.amax(-1) - F.amin(-1)
 
 # %% ../nbs/05_nash.ipynb #965b7c0a
@@ -295,7 +348,7 @@ def _newton(x: Tensor,  # [B, K] starting logits
     eye = torch.eye(K, dtype=A.dtype, device=A.device)
     steps = torch.tensor([0.5 ** i for i in range(12)], dtype=A.dtype, device=A.device)  # line-search candidates
     F, span = _fixed_point_residual(x, A, log_ref, beta)
-    done = lambda: span <= tol * (1 + x.abs().amax(-1) + win_rates(torch.softmax(x, -1), A).abs().amax(-1) / beta)
+    done = lambda: span <= tol * (1 + x.abs().amax(-1) + _win_rates(torch.softmax(x, -1), A).abs().amax(-1) / beta)
     for _ in range(max_iter):
         if bool(done().all()): break
         pi = torch.softmax(x, -1)
@@ -389,18 +442,23 @@ def _ipm_nash(A: Tensor, tol: float, max_iter: int = 200) -> Tensor:
     return exact if exact is not None else pi.clamp_min(0) / pi.clamp_min(0).sum()
 
 # %% ../nbs/05_nash.ipynb #b85855a5
+def _maximal_lottery(P: Tensor, method: str, tol: float) -> Tensor:
+    "nash_equilibrium for a checked P [K, K] or [B, K, K] (regularized_nash's warm start calls it too)."
+    def solve(p: Tensor) -> Tensor:
+        A = (p.double() - p.double().T) / 2  # exactly skew-symmetric: (P - P^T) / 2 = P - 1/2 when P + P^T = 1
+        return _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
+    with one_thread(P.shape[-1] <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
+        pi = torch.stack([solve(p) for p in P]) if P.ndim == 3 else solve(P)
+    return pi.to(P.dtype)
+
 def nash_equilibrium(P: Tensor,  # [K, K] or [B, K, K]
                      *, method: str = "ipm",  # "ipm" (dense interior point + crossover) or "scipy" (HiGHS)
-                     tol: float = 1e-11,  # exploitability the interior point must reach without a crossover
+                     tol: float = 1e-11,  # exploitability the interior point must reach without a crossover (> 0)
                     ) -> Tensor:  # [K] or [B, K]: a symmetric Nash equilibrium (minimax winner) of the unregularised game
     "A maximal lottery: pi in the simplex with (P pi)_i <= 1/2 for every i, by linear programming."
-    check_preference_matrix(P)
-    check_choice("method", method, ("ipm", "scipy"))
-    if P.ndim == 3: return torch.stack([nash_equilibrium(p, method=method, tol=tol) for p in P])
-    A = (P.double() - P.double().T) / 2  # exactly skew-symmetric: (P - P^T) / 2 = P - 1/2 when P + P^T = 1
-    with one_thread(P.shape[-1] <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
-        pi = _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
-    return pi.to(P.dtype)
+    P = upcast(check_preference_matrix(P))
+    check_choice("method", method, ("ipm", "scipy")); check_positive("tol", tol)
+    return _maximal_lottery(P, method, tol)
 
 # %% ../nbs/05_nash.ipynb #850b6053
 def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol: float, max_iter: int, warm_start: bool) -> Tensor:
@@ -410,10 +468,10 @@ def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol:
     x = log_ref.clone()
     if warm_start:
         # pi0: an unregularised equilibrium; x0 = log pi0 on its support, the soft best response to pi0 off it
-        pi0 = nash_equilibrium(P).expand(B, K)
+        pi0 = _maximal_lottery(P, "ipm", 1e-11).expand(B, K)
         on = pi0 > 0
         c = torch.where(on, pi0.clamp_min(1e-300).log() - log_ref, 0.0).sum(-1, keepdim=True) / on.sum(-1, keepdim=True)
-        x0 = torch.where(on, pi0.clamp_min(1e-300).log(), log_ref + win_rates(pi0, A) / b[:, None] + c)
+        x0 = torch.where(on, pi0.clamp_min(1e-300).log(), log_ref + _win_rates(pi0, A) / b[:, None] + c)
         x0, ok = _newton(x0 - torch.logsumexp(x0, -1, keepdim=True), A, log_ref, b, tol=tol, max_iter=max_iter)
         x, todo = torch.where(ok[:, None], x0, x), ~ok
     if bool(todo.any()):
@@ -430,17 +488,20 @@ def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol:
 def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
                      ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
                      beta: float | Tensor = 0.1,  # KL coefficient beta > 0, a number or [B]
-                     *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale
-                     max_iter: int = 60,  # Newton steps at the target beta (8 per intermediate continuation stage)
+                     *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale (> 0)
+                     max_iter: int = 60,  # Newton steps at the target beta (8 per intermediate continuation stage), >= 1
                      warm_start: bool = True,  # start at the target beta from the unregularised equilibrium; False: continuation only
                     ) -> Tensor:  # [K] or [B, K]: the unique pi with pi = BR(pi)
     "The equilibrium of the beta-regularised game, to machine precision (Newton's method, warm-started or with continuation in beta)."
-    check_preference_matrix(P)
-    b = _as_beta(beta, P)
-    if bool((b <= 0).any()): raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={beta!r}")
+    P = upcast(check_preference_matrix(P))  # bf16 has no LU kernel: float32
     K = P.shape[-1]
-    B = _batch(P, (ref, 2), (b, 1))
-    batched = P.ndim == 3 or (ref is not None and ref.ndim == 2) or b.ndim == 1
+    if ref is not None: check_distribution("ref", ref, K)
+    B = _batch(P, ref=ref)
+    b = _per_run("beta", beta, B, P)
+    if bool((b <= 0).any()):
+        raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={b.tolist()}")
+    check_positive("tol", tol); max_iter = check_int("max_iter", max_iter, 1); check_type("warm_start", warm_start, bool)
+    batched, B = B is not None or b.ndim == 1, B or 1
     A = (P - 0.5).expand(B, K, K)
     log_ref = _log_ref(ref, K, P).expand(B, K)
     b = b.expand(B)
@@ -449,17 +510,29 @@ def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
     return out if batched else out[0]
 
 # %% ../nbs/05_nash.ipynb #cca807b1
-def sampled_win_rates(pi: Tensor,  # [B, K] opponent policy
-                      P: Tensor,  # [B, K, K]
-                      n: int,  # opponents drawn per step
-                      generator: torch.Generator | None = None,  # the random draws; None: torch's global generator
-                     ) -> Tensor:  # [B, K] unbiased estimate of P pi
-    "Empirical win rate of every action against n opponents drawn from pi, with Bernoulli outcomes."
+def _sample_win_rates(pi: Tensor, P: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    "The estimate for checked pi [B, K], P [B, K, K] (what a sampled run's `Game.win` calls every step)."
     B, K = pi.shape
     opp = torch.multinomial(pi, n, replacement=True, generator=generator)  # [B, n] y'_j ~ pi
     p = P.gather(2, opp[:, None, :].expand(B, K, n))  # [B, K, n] P(y beats y'_j)
     # g_y = (1/n) sum_j o_{y j},  o_{y j} ~ Bernoulli(P(y > y'_j))
     return torch.bernoulli(p, generator=generator).mean(-1)
+
+def sampled_win_rates(pi: Tensor,  # [B, K] opponent policy
+                      P: Tensor,  # [B, K, K]
+                      n: int,  # opponents drawn per step, >= 1
+                      generator: torch.Generator | None = None,  # the random draws (on P's device); None: torch's global generator
+                     ) -> Tensor:  # [B, K] unbiased estimate of P pi
+    "Empirical win rate of every action against n opponents drawn from pi, with Bernoulli outcomes."
+    P = upcast(check_preference_matrix(P))
+    if P.ndim != 3: raise ValueError(f"P must have shape [B, K, K] (a batch of games), got shape {tuple(P.shape)}")
+    check_distribution("pi", pi, P.shape[-1], positive=False)
+    if tuple(pi.shape) != (P.shape[0], P.shape[-1]):
+        raise ValueError(f"pi must have shape [B, K] = {(P.shape[0], P.shape[-1])} to match P, got shape {tuple(pi.shape)}")
+    n = check_int("n", n, 1)
+    if generator is not None and check_type("generator", generator, torch.Generator).device.type != P.device.type:
+        raise ValueError(f"generator must be on P's device ({P.device}), got a generator on {generator.device}")
+    return _sample_win_rates(pi.to(P), P, n, generator)
 
 # %% ../nbs/05_nash.ipynb #1055126a
 class Game(NamedTuple):
@@ -487,7 +560,7 @@ def make_game(P: Tensor,  # [B, K, K] preference matrices (checked by the caller
         win = lambda pi: torch.bmm(P_eta, pi.unsqueeze(-1)).squeeze(-1)
     else:
         gen = torch.Generator(device=P.device).manual_seed(seed)
-        win = lambda pi: eta_b * sampled_win_rates(pi, P, samples, gen)
+        win = lambda pi: eta_b * _sample_win_rates(pi, P, samples, gen)
     # a mirror step on eta [P pi - beta grad KL(. || ref)]: (1 - eta beta) log pi_t + eta beta log ref + eta P pi + c
     return Game(retain=1 - eta_b * beta_b, ref_pull=eta_b * beta_b * log_ref, eta=eta_b, beta=beta_b,
                 log_ref=log_ref, win=win, floor=math.log(torch.finfo(P.dtype).tiny))
@@ -549,8 +622,7 @@ def algorithm(name: str,  # the key in ALGORITHMS
 def get_algorithm(name: str,  # a key of ALGORITHMS
                  ) -> Algorithm:
     "The registered algorithm `name` (a ValueError listing the known ones otherwise)."
-    if name not in ALGORITHMS: raise ValueError(f"unknown algorithm={name!r}; known: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name]
+    return ALGORITHMS[check_choice("name", name, ALGORITHMS)]
 
 # %% ../nbs/05_nash.ipynb #029009fe
 @algorithm("omd")
@@ -652,7 +724,7 @@ class Population:
              ) -> Population:
         "An empty population of m = len(lambdas) slots, the weights checked."
         dt = G.log_ref.dtype
-        lam = torch.full((3,), 1 / 3, dtype=dt) if lambdas is None else torch.as_tensor(lambdas, dtype=dt)
+        lam = torch.full((3,), 1 / 3, dtype=dt) if lambdas is None else _as_float64("lambdas", lambdas).to(dt)
         if lam.ndim != 1 or len(lam) == 0: raise ValueError(f"lambdas must be a non-empty 1-d sequence of weights, got shape {tuple(lam.shape)}")
         check_distribution("lambdas", lam, len(lam))
         return cls(lam.to(G.log_ref.device), deque(maxlen=len(lam)), deque(maxlen=len(lam)))
@@ -767,14 +839,6 @@ class Trajectory:
         return f"Trajectory({self.config['algorithm']}, steps={T1 - 1}, K={K}" + (f", batch={B})" if self.batched else ")")
 
 # %% ../nbs/05_nash.ipynb #58829025
-def _as_step_size(eta: float | Tensor, like: Tensor) -> Tensor:
-    "eta as a tensor, checked to be > 0 and finite."
-    if isinstance(eta, Tensor):
-        check_tensor("eta", eta, allow_inf=False)
-        check_in_interval("eta", eta if eta.ndim else float(eta), 0.0, math.inf, closed="neither")
-    else: check_positive("eta", eta)
-    return torch.as_tensor(eta, dtype=like.dtype, device=like.device)
-
 def _lift(t: Tensor, B: int, nd: int) -> Tensor:
     "t with a leading batch dimension of size B (t has nd dims when it is already batched)."
     return t.expand(B, *t.shape[1:]) if t.ndim == nd else t.expand(B, *t.shape)
@@ -787,28 +851,25 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
                  eta: float | Tensor = 0.1,  # step size eta > 0 (mirror-descent convention), a number or [B]
                  steps: int = 1000,  # T, number of updates
                  init: Tensor | None = None,  # [K] or [B, K] pi_0 (> 0); None: ref (uniform if ref is None)
-                 samples: int | None = None,  # None: exact P pi; n: win rates estimated from n sampled opponents
+                 samples: int | None = None,  # None: exact P pi; n >= 1: win rates estimated from n sampled opponents
                  seed: int = 0,  # seeds the sampling
                  **hyperparameters,  # the algorithm's own (ALGORITHMS[algorithm].hyperparameters), e.g. mnpo's lambdas
                 ) -> Trajectory:
     "Run a registered Nash-learning algorithm on a (batch of) preference games; policies and duality gaps at every step."
-    check_preference_matrix(P)
-    alg = get_algorithm(algorithm)
-    steps = check_int("steps", steps, 0)
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
-        raise ValueError(f"samples must be None or an integer >= 1, got samples={samples!r}")
+    P = upcast(check_preference_matrix(P))
+    alg = get_algorithm(check_choice("algorithm", algorithm, ALGORITHMS))
+    steps, seed = check_int("steps", steps, 0), check_int("seed", seed)
+    if samples is not None: check_int("samples", samples, 1)
     K, dev, dt = P.shape[-1], P.device, P.dtype
-    b, e = _as_beta(beta, P), _as_step_size(eta, P)
-    for name, t in (("beta", b), ("eta", e)):
-        if t.ndim > 1: raise ValueError(f"{name} must be a number or a [B] tensor, got shape {tuple(t.shape)}")
     if ref is not None: check_distribution("ref", ref, K)
     if init is not None: check_distribution("init", init, K)
-    B = _batch(P, (ref, 2), (init, 2), (b, 1), (e, 1))
-    batched = P.ndim == 3 or any(t is not None and t.ndim == nd for t, nd in ((ref, 2), (init, 2), (b, 1), (e, 1)))
+    B = _batch(P, ref=ref, init=init)
+    b, e = _per_run("beta", beta, B, P), _per_run("eta", eta, B, P, closed="neither")
+    batched, B = B is not None or b.ndim == 1 or e.ndim == 1, B or 1
     Pb = _lift(P, B, 3).contiguous()
     log_ref = _lift(_log_ref(ref, K, P), B, 2).contiguous()
     G = make_game(Pb, log_ref, _lift(e, B, 1), _lift(b, B, 1), samples=samples, seed=seed)
-    state = alg.begin(G, **hyperparameters)
+    state = alg.begin(G, **hyperparameters)  # checks the algorithm's own hyperparameters: nothing is checked in the loop
     x = _normalize(_lift(init.to(dt).log() if init is not None else log_ref, B, 2).to(dev).clone(), G.floor)
     pol = torch.empty(steps + 1, B, K, dtype=dt, device=dev)
     torch.exp(x, out=pol[0])
@@ -838,24 +899,39 @@ ARGUMENT_ERRORS: list[tuple[str, dict, str]] = [  # bad calls and the error each
     ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=-0.1), "beta must be in [0.0, inf), got beta=-0.1"),
     ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=_f64(0.1, -1.0)), "got an entry of beta equal to -1"),
     ("duality_gap", dict(pi=_UNIFORM, P=_GAME, ref=_UNIFORM, beta=-1.0), "beta must be in [0.0, inf)"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=0.0), "eta must be a finite number > 0, got eta=0.0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=-1.0), "eta must be a finite number > 0, got eta=-1.0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=0.0), "eta must be in (0.0, inf), got eta=0.0"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=-1.0), "eta must be in (0.0, inf), got eta=-1.0"),
     ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=_f64(0.1, 0.0)), "eta must be in (0.0, inf), got an entry of eta equal to 0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="sgd"), "unknown algorithm='sgd'"),
+    ("run_dynamics", dict(P=_GAME, algorithm="sgd"), "algorithm must be one of omd, nash_md, egpo, optimistic, hedge, spo, mnpo, nash_md_pg; got algorithm='sgd'"),
     ("run_dynamics", dict(P=_GAME, algorithm="hedge", beta=0.1), "algorithm='hedge' has no reference term, so beta must be 0, got beta=0.1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="hedge", beta=_f64(0.0, 0.2)), "so beta must be 0, got beta=[0.0, 0.2]"),
+    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="hedge", beta=_f64(0.0, 0.2)), "so beta must be 0, got beta=[0.0, 0.2]"),
     ("run_dynamics", dict(P=_GAME, algorithm="omd", steps=-1), "steps must be an integer >= 0, got steps=-1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", samples=0), "samples must be None or an integer >= 1"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", samples=0), "samples must be an integer >= 1, got samples=0"),
     ("run_dynamics", dict(P=_GAME, algorithm="mnpo", lambdas=[0.5, 0.6]), "lambdas must sum to 1"),
     ("run_dynamics", dict(P=_GAME, algorithm="mnpo", lambda_=[1.0]), "algorithm='mnpo' takes no hyperparameter(s) lambda_; its hyperparameters: lambdas"),
     ("run_dynamics", dict(P=_GAME, algorithm="omd", lambdas=[1.0]), "algorithm='omd' takes no hyperparameter(s) lambdas"),
-    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", eta=torch.ones(3)), "disagree on the batch size: [2, 3]"),
+    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", eta=torch.ones(3)), "eta must be a number or a [B] tensor, one value per run, with B = 2"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=_f64(0.1, 0.2)), "with B = 1 (the games and policies are not batched: for a sweep, give P as [B, K, K])"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=_f64(0.1)[:, None]), "got beta of shape (1, 1)"),
+    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", ref=_UNIFORM.expand(3, 3)), "P, ref disagree on the batch size: P has 2, ref has 3"),
+    ("run_dynamics", dict(P=_GAME, algorithm="omd", seed=-1), "seed must be an integer >= 0, got seed=-1"),
+    ("run_dynamics", dict(P=_GAME.long(), algorithm="omd"), "P must be a floating-point tensor, got dtype torch.int64"),
+    ("win_rates", dict(pi=_f64(0.5, 0.5), P=_GAME), "pi must have shape [K] or [B, K] with K = 3, got shape (2,)"),
+    ("best_response", dict(pi=_UNIFORM, P=_GAME, beta="0.1"), "beta must be a number (or a tensor of numbers), got str"),
+    ("sampled_win_rates", dict(pi=_UNIFORM[None], P=_GAME[None], n=2.5), "n must be an integer >= 1, got n=2.5"),
+    ("get_algorithm", dict(name="sgd"), "name must be one of"),
     ("regularized_nash", dict(P=_GAME, ref=_UNIFORM, beta=0.0), "beta must be > 0"),
     ("nash_equilibrium", dict(P=_GAME, method="simplex"), "method must be one of ipm, scipy; got method='simplex'"),
+    ("nash_equilibrium", dict(P=_GAME, tol=-1.0), "tol must be a finite number > 0, got tol=-1.0"),
+    ("regularized_nash", dict(P=_GAME, max_iter=2.5), "max_iter must be an integer >= 1, got max_iter=2.5"),
     ("preference_matrix", dict(kind="tournament", K=4), "kind must be one of rps, cyclic, random, bt, mixture, embedding; got kind='tournament'"),
     ("preference_matrix", dict(kind="bt", K=1), "K must be an integer >= 2, got K=1"),
     ("preference_matrix", dict(kind="cyclic", K=4, scale=2.0), "kind='cyclic' takes no argument(s) scale; its parameters: margin"),
     ("rps_game", dict(K=4), "the 'rps' game has K = 3 actions (rock, paper, scissors), got K=4"),
+    ("rps_game", dict(margins="abc"), "margins must be Tensor or list or tuple or ndarray, got str"),
+    ("rps_game", dict(dtype="float64"), "dtype must be one of torch.float64, torch.float32, torch.bfloat16, torch.float16; got dtype='float64'"),
+    ("random_game", dict(K=4, device="bogus"), "device must name a torch device, got device='bogus'"),
+    ("bt_game", dict(K=3, scores=[0.0, 1.0]), "scores must have shape [K] = (3,), got shape (2,)"),
     ("cyclic_game", dict(K=5, margin=0.6), "margin must be in [0.0, 0.5], got margin=0.6"),
     ("mixture_game", dict(K=3, scores=[[0.0, 1.0, 2.0]], weights=[0.5, 0.5]), "weights must hold one weight per group (G = 1), got shape (2,)"),
     ("gpm_game", dict(K=4, dim=3), "dim must be even (2-d blocks), got dim=3"),
@@ -868,6 +944,6 @@ def online_ipo_eta(lr: float,  # SGD learning rate on the online IPO loss (tabul
                    K: int,  # number of actions
                   ) -> float:  # the OMD step size eta that one SGD step equals
     "Mirror-descent step size of one SGD step on the online IPO loss: eta = 4 lr / (beta K)."
-    check_positive("lr", lr); check_positive("beta", beta)
+    check_positive("lr", lr); check_positive("beta", beta); check_int("K", K, 1)
     # eta beta = 4 lr / K  (2 from the square, 2 from the two sides of the pair)
     return 4 * lr / (beta * K)
