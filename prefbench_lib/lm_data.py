@@ -17,9 +17,9 @@ from datasets import Dataset
 from fastcore.basics import patch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import Tensor
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from .core import check_choice, check_in_interval, check_int, check_positive
+from .core import check_choice, check_in_interval, check_int, check_positive, check_type
 
 # %% auto #0
 __all__ = ['PAD', 'BOS', 'EOS', 'UNK', 'PROMPT_WORD', 'PROMPT_END', 'REWARDS', 'CHAT_TEMPLATE', 'FORMATS', 'Language',
@@ -68,6 +68,7 @@ def circular_bump(n: int,  # symbols on the circle
                   width: float,  # its width in symbols (sigma or w)
                  ) -> Tensor:  # [n] float64, 1 at `center`
     "exp(-d(s, center)^2 / (2 width^2)) for every symbol s, with d the cyclic distance."
+    check_int("n", n, 1); check_int("center", center, 0, n - 1); check_positive("width", width)
     s = torch.arange(n, dtype=torch.float64)
     # d(s, c) = min(|s - c|, n - |s - c|)
     d = torch.minimum((s - center).abs(), n - (s - center).abs())
@@ -139,13 +140,17 @@ def _draw(self: Language,
     return ["".join(" " + sym[t] for t in row[:L]) for row, L in zip(tokens.tolist(), lengths.tolist())]
 
 # %% ../nbs/08_lm_data.ipynb #7de1395b
+def _check_seed(seed: int) -> int:
+    "Raise `ValueError` naming `seed` unless it is an integer that `torch.Generator.manual_seed` takes, in [0, 2**64)."
+    return check_int("seed", seed, 0, 2**64 - 1)
+
 @patch
 def sample(self: Language,
            n: int,  # number of (prompt, completion) pairs
            *, seed: int = 0,  # the same seed gives the same pairs
           ) -> list[tuple[str, str]]:  # [(prompt, completion)], completions " s s s"
     "n pairs from the reference: shifts uniform, lengths uniform, tokens i.i.d. from pi_ref(. | k)."
-    check_int("n", n, 1)
+    check_int("n", n, 1); _check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     shifts = torch.randint(0, self.n_symbols, (n,), generator=g)
     return [(self.prompt(k), y) for k, y in zip(shifts.tolist(), self._draw(shifts, g))]
@@ -183,6 +188,8 @@ def reward(self: Language,
           ) -> Tensor:  # [N] float32 true rewards r_c(x, y) in [0, 1]
     "The true reward of each completion: the mean of its words' scores g_c, with 0 for a non-symbol and for an empty completion."
     check_choice("reward", name, REWARDS)
+    for arg, v in (("prompts", prompts), ("completions", completions)):  # a bare string would be read letter by letter
+        if isinstance(v, str) or not isinstance(v, Sequence): raise ValueError(f"{arg} must be a list, got {type(v).__name__}: {arg}={v!r}"[:400])
     if len(prompts) != len(completions):
         raise ValueError(f"prompts and completions must have the same length, got {len(prompts)} prompts and {len(completions)} completions")
     table = torch.stack([self.symbol_rewards(name, k) for k in range(self.n_symbols)]).tolist()  # [n][n]: g_c(s | k)
@@ -212,6 +219,7 @@ CHAT_TEMPLATE = ("{%- for m in messages -%}{%- if not loop.first %} {% endif -%}
 def build_tokenizer(language: Language,  # the language whose words make the vocabulary
                    ) -> PreTrainedTokenizerFast:  # word-level, ids: 4 special tokens, "shift", ":", "0".."n-1", the symbols
     "A word-level tokenizer of the language, with <pad>, <bos>, <eos>, <unk> and a chat template."
+    check_type("language", language, Language)
     words = [PAD, BOS, EOS, UNK, PROMPT_WORD, PROMPT_END, *map(str, range(language.n_symbols)), *language.symbols]
     tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -223,6 +231,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast,  # e.g. from `build_token
                    directory: str | Path,  # created if missing
                   ) -> Path:  # the directory
     "Save a tokenizer with `save_pretrained`."
+    check_type("tokenizer", tokenizer, PreTrainedTokenizerBase); check_type("directory", directory, (str, Path))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(directory)
@@ -232,7 +241,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast,  # e.g. from `build_token
 def load_tokenizer(directory: str | Path,  # a directory written by `save_tokenizer`
                   ) -> PreTrainedTokenizerFast:
     "Load a tokenizer saved by `save_tokenizer`, from the local directory only."
-    directory = Path(directory)
+    directory = Path(check_type("directory", directory, (str, Path)))
     if not (directory / "tokenizer.json").is_file():
         raise ValueError(f"directory must hold a saved tokenizer (tokenizer.json), got directory={str(directory)!r}")
     return PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
@@ -247,7 +256,7 @@ def sft_dataset(language: Language,  # the language to sample
                 conversational: bool = False,  # messages instead of strings
                ) -> Dataset:  # columns prompt, completion
     "Prompt-completion pairs from the reference (TRL's prompt-completion format), for SFT."
-    pairs = language.sample(n, seed=seed)
+    pairs = check_type("language", language, Language).sample(n, seed=seed)  # `sample` checks n and seed
     if conversational: return Dataset.from_dict({"prompt": [_user(x) for x, _ in pairs], "completion": [_assistant(y) for _, y in pairs]})
     return Dataset.from_dict({"prompt": [x for x, _ in pairs], "completion": [y for _, y in pairs]})
 
@@ -255,7 +264,8 @@ def sft_dataset(language: Language,  # the language to sample
 def _ranked_candidates(language: Language, n: int, reward: str, k: int, seed: int,
                       ) -> tuple[list[str], list[list[str]], list[list[float]]]:  # prompts [n], completions [n][k], scores [n][k]
     "n prompts, each with k reference completions sorted by true reward, best first; a prompt whose k scores all tie is redrawn."
-    check_int("n", n, 1); check_int("candidates", k, 2); check_choice("reward", reward, REWARDS)
+    check_type("language", language, Language); check_int("n", n, 1); check_int("candidates", k, 2)
+    check_choice("reward", reward, REWARDS); _check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     shifts = torch.randint(0, language.n_symbols, (n,), generator=g)
     prompts = [language.prompt(s) for s in shifts.tolist()]
@@ -305,7 +315,7 @@ def split_steps(completion: str,  # e.g. " a b c d e"
                 step_length: int,  # words per step, >= 1
                ) -> list[str]:  # [" a b", " c d", " e"]: "".join(steps) == completion
     "Cut a completion into consecutive steps of `step_length` words, each keeping the whitespace before its words."
-    check_int("step_length", step_length, 1)
+    check_type("completion", completion, str); check_int("step_length", step_length, 1)
     words = re.findall(r"\s*\S+", completion)  # each word with the whitespace before it
     steps = ["".join(words[i:i + step_length]) for i in range(0, len(words), step_length)] or [""]
     steps[-1] += completion[len("".join(words)):]  # trailing whitespace stays in the last step
@@ -320,7 +330,7 @@ def ranked_dataset(language: Language,  # the language to sample
                    step_length: int = 2,  # symbols per step
                   ) -> Dataset:  # columns prompt, completions [K], scores [K], steps [K][steps]
     "K reference completions per prompt, sorted by true reward (best first), with their scores and their steps."
-    check_int("step_length", step_length, 1)
+    check_int("k", k, 2); check_int("step_length", step_length, 1)  # k here; `_ranked_candidates` would call it candidates
     prompts, ys, scores = _ranked_candidates(language, n, reward, k, seed)
     return Dataset.from_dict({"prompt": prompts, "completions": ys, "scores": scores,
                               "steps": [[split_steps(y, step_length) for y in row] for row in ys]})
@@ -332,7 +342,7 @@ def prompt_dataset(language: Language,  # the language
                    conversational: bool = False,  # a user message instead of a string
                   ) -> Dataset:  # column prompt
     "Prompts with uniform shifts, for on-policy training."
-    check_int("n", n, 1)
+    check_type("language", language, Language); check_int("n", n, 1); _check_seed(seed)
     prompts = [language.prompt(k) for k in torch.randint(0, language.n_symbols, (n,), generator=torch.Generator().manual_seed(seed)).tolist()]
     return Dataset.from_dict({"prompt": [_user(x) for x in prompts] if conversational else prompts})
 
@@ -345,17 +355,26 @@ FORMATS: dict[str, tuple[str, ...]] = {  # kind -> required columns, most specif
     "prompt": ("prompt",),
 }
 
-def dataset_kind(ds_or_columns: Dataset | Sequence[str] | Sequence[dict],  # a Dataset, its column names, or a list of rows
-                ) -> str:  # one of FORMATS
-    "The kind of a dataset in TRL's formats, from its columns."
-    if isinstance(ds_or_columns, Dataset): cols = set(ds_or_columns.column_names)
-    elif isinstance(ds_or_columns, dict): cols = set(ds_or_columns)
-    else: cols = {c for x in ds_or_columns for c in (x if isinstance(x, dict) else [x])}  # rows: the union of their keys
+def _kind(name: str,  # the argument the columns came from, for the message
+          cols: set[str],  # the dataset's column names
+         ) -> str:  # one of FORMATS
+    "The most specific kind whose required columns are all in `cols`."
     for kind, need in FORMATS.items():
         if set(need) <= cols: return kind
     if {"chosen", "rejected"} <= cols: return "preference"  # implicit prompt
     known = "; ".join(f"{k}: {', '.join(v)}" for k, v in FORMATS.items())
-    raise ValueError(f"columns {sorted(cols)} match no known format ({known}; or preference with an implicit prompt: chosen, rejected)")
+    raise ValueError(f"{name} has columns {sorted(map(str, cols))}, which match no known format ({known}; "
+                     "or preference with an implicit prompt: chosen, rejected)")
+
+def dataset_kind(ds_or_columns: Dataset | Sequence[str] | Sequence[dict],  # a Dataset, its column names, or a list of rows
+                ) -> str:  # one of FORMATS
+    "The kind of a dataset in TRL's formats, from its columns."
+    check_type("ds_or_columns", ds_or_columns, (Dataset, dict, list, tuple))  # a bare string is not a list of column names
+    if isinstance(ds_or_columns, Dataset): return _kind("ds_or_columns", set(ds_or_columns.column_names))
+    if isinstance(ds_or_columns, dict): return _kind("ds_or_columns", set(ds_or_columns))
+    if not all(isinstance(x, (str, dict)) for x in ds_or_columns):
+        raise ValueError(f"ds_or_columns must hold column names (strings) or rows (dicts), got ds_or_columns={ds_or_columns!r}"[:400])
+    return _kind("ds_or_columns", {c for x in ds_or_columns for c in (x if isinstance(x, dict) else [x])})  # rows: the union of their keys
 
 # %% ../nbs/08_lm_data.ipynb #97fa3872
 def _split_prompt(i: int,  # row index, for the error message
@@ -417,15 +436,17 @@ def validate_dataset(ds: Dataset | Sequence[dict],  # a Dataset or a list of row
                      kind: str | None = None,  # one of FORMATS; None: `dataset_kind`
                     ) -> Dataset:  # the same rows (an implicit prompt made explicit), as a Dataset
     "Check every row of a dataset in TRL's formats; `ValueError` naming the first bad row and field."
+    check_type("ds", ds, (Dataset, list, tuple))  # a bare string is not a list of rows
     rows = ds.to_list() if isinstance(ds, Dataset) else list(ds)
     if not rows: raise ValueError("ds must have at least one row, got an empty dataset")
-    kind = dataset_kind(ds if isinstance(ds, Dataset) else rows) if kind is None else check_choice("kind", kind, FORMATS)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict): raise ValueError(f"row {i} must be a dict of fields, got {row!r}"[:400])
     cols = set(ds.column_names) if isinstance(ds, Dataset) else {c for r in rows for c in r}
+    kind = _kind("ds", cols) if kind is None else check_choice("kind", kind, FORMATS)
     implicit = kind == "preference" and "prompt" not in cols
     need = ("chosen", "rejected") if implicit else FORMATS[kind]
     changed = implicit or not isinstance(ds, Dataset)
     for i, row in enumerate(rows):
-        if not isinstance(row, dict): raise ValueError(f"row {i} must be a dict of fields, got {row!r}")
         for f in need:
             if row.get(f) is None: raise _bad(i, f, "is missing" if f not in row else "is missing (None)", row.get(f))
         if implicit: row = rows[i] = dict(zip(("prompt", "chosen", "rejected"), _split_prompt(i, row["chosen"], row["rejected"]))) | \

@@ -12,6 +12,7 @@ import math
 import os
 import random
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (check_choice, check_in_interval, check_int, check_positive, completion_lengths, one_thread,
-                                sequence_logps)
+from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_positive, check_same_shape,
+                                check_texts, check_type, completion_lengths, one_thread, sequence_logps, value_checks,
+                                value_checks_enabled)
 from .listwise import LIST_LOSSES
 from .losses import F_DIVERGENCES, LOSSES, LossOutput, Pair, RunningMean, loss_mixture, bco_loss, get_loss, kto_kl_ref_point, kto_loss, loss_hyperparameters
 
@@ -75,7 +77,7 @@ class TrainConfig:
     bf16: bool | None = None  # bf16 autocast; None: on when the device is a GPU
 
     def __post_init__(self):
-        if isinstance(self.loss_type, str): self.loss_type = [self.loss_type]
+        if isinstance(check_type("loss_type", self.loss_type, (str, list, tuple)), str): self.loss_type = [self.loss_type]
         self.loss_type = list(self.loss_type)
         if not self.loss_type: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
         for name in self.loss_type: check_choice("loss_type", name, [n for names in LOSS_KINDS.values() for n in names])
@@ -84,11 +86,12 @@ class TrainConfig:
                                             "only pairwise losses and 'sft' combine")
         if kinds[0] != "pairs" and self.mode != "offline":
             raise ValueError(f"mode='{self.mode}' samples pairs, so it needs pairwise losses, got loss_type={self.loss_type}")
-        if self.loss_weights is not None:
-            self.loss_weights = [float(w) for w in self.loss_weights]
+        if check_type("loss_weights", self.loss_weights, (list, tuple, type(None))) is not None:
             if len(self.loss_weights) != len(self.loss_type):
                 raise ValueError(f"loss_weights must have one weight per loss_type entry ({len(self.loss_type)}), got loss_weights={self.loss_weights}")
-            for w in self.loss_weights: check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")
+            self.loss_weights = [float(check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")) for w in self.loss_weights]
+        check_type("model", self.model, str); check_type("data", self.data, (str, type(None)))
+        check_type("sync_ref_model", self.sync_ref_model, bool); check_type("bf16", self.bf16, (bool, type(None)))
         if self.model not in MODEL_KINDS and not Path(self.model).is_dir():
             raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)} or a local directory with from_pretrained weights, got model={self.model!r}")
         for k in ("hidden_size", "layers", "heads", "sft_examples", "pairs", "steps", "batch_size", "max_new_tokens", "ref_model_sync_steps", "eval_prompts"):
@@ -101,8 +104,9 @@ class TrainConfig:
         check_choice("mode", self.mode, MODES)
         from prefbench_lib.lm_data import REWARDS  # the lab's own data module
         check_choice("reward", self.reward, REWARDS)
+        _language(self.language)  # the lab's Language accepts these fields
         if self.data is not None and not Path(self.data).is_file(): raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
-        _loss_kwargs(self.loss_type, self.loss_kwargs)  # every key belongs to a chosen loss and lies in its range
+        _loss_kwargs(self.loss_type, check_type("loss_kwargs", self.loss_kwargs, dict))  # every key belongs to a chosen loss and lies in its range
         check_choice("f_divergence_type", self.f_divergence_type, F_DIVERGENCES)
         check_in_interval("f_alpha_divergence_coef", self.f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
         if self.f_divergence_type != "reverse_kl" and (kinds[0] != "pairs" or any(n != "sft" and not LOSSES[n].f_divergence for n in self.loss_type)):
@@ -126,6 +130,14 @@ _OTHER_HPARAMS = {"kto": {"desirable_weight": (0.0, math.inf, "neither"), "undes
                   "tpo": {"adaptive_step_rewards": None}}
 
 def _loss_kind(name: str) -> str: return next(k for k, names in LOSS_KINDS.items() if name in names)
+
+def _language(fields: dict):
+    "The run's lm_data.Language from the config's `language` fields; an unknown field or a bad value is refused by name."
+    from prefbench_lib.lm_data import Language  # the lab's own data module
+    known = {f.name for f in dataclasses.fields(Language)}
+    if unknown := sorted(set(check_type("language", fields, dict)) - known):
+        raise ValueError(f"language has unknown field(s) {', '.join(map(str, unknown))}; Language's fields are: {', '.join(sorted(known))}")
+    return Language(**fields)
 
 def _hyperparameters(name: str) -> dict[str, tuple | None]:
     "A loss's own hyperparameters and their ranges."
@@ -157,17 +169,18 @@ def load_config(path: str | Path | None = None,  # a .yaml/.yml, .toml or .json 
                ) -> TrainConfig:
     "A TrainConfig from a config file and overrides; unknown fields are refused by name."
     import yaml
+    check_type("path", path, (str, Path, type(None))); check_type("overrides", overrides, (dict, list, tuple, type(None)))
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file(): raise ValueError(f"config must be an existing file, got config={str(path)!r}")
+        if not path.is_file(): raise ValueError(f"path must be an existing config file, got path={str(path)!r}")
         text = path.read_text()
         check_choice("config suffix", path.suffix, (".yaml", ".yml", ".toml", ".json"))
         values = (tomllib.loads(text) if path.suffix == ".toml" else json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)) or {}
         if not isinstance(values, dict): raise ValueError(f"config {str(path)!r} must hold a mapping of fields, got {type(values).__name__}")
     if isinstance(overrides, (list, tuple)):
         pairs = {}
-        for item in overrides:
+        for item in check_texts("overrides", overrides, empty_ok=True):
             if "=" not in item: raise ValueError(f"an override must read field=value, got {item!r}")
             k, v = item.split("=", 1)
             pairs[k.strip()] = yaml.safe_load(v)
@@ -183,7 +196,8 @@ def build_model(cfg: TrainConfig,  # model, hidden_size, layers, heads, seed
                 tokenizer,  # the run's tokenizer: its vocabulary size and special tokens
                ) -> torch.nn.Module:  # a causal LM (transformers PreTrainedModel)
     "A tiny causal LM built from a transformers config (llama, gpt2), or loaded from a local directory."
-    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+    check_type("cfg", cfg, TrainConfig); check_type("tokenizer", tokenizer, PreTrainedTokenizerBase)
     if cfg.model not in MODEL_KINDS: return AutoModelForCausalLM.from_pretrained(cfg.model, local_files_only=True)
     torch.manual_seed(cfg.seed)
     ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -203,11 +217,21 @@ def _text(value, tokenizer, *, prompt: bool) -> str:
     if prompt: return tokenizer.apply_chat_template(value, tokenize=False, add_generation_prompt=True)
     return "".join(m["content"] for m in value)  # the assistant turn(s) of a conversational completion
 
+def _check_text_list(name: str, texts) -> list:
+    "`texts` as a list: strings (`check_texts`), or conversational message lists; a bare string or an empty list is refused by name."
+    if isinstance(texts, Sequence) and not isinstance(texts, str) and any(isinstance(t, list) for t in texts):
+        from prefbench_lib.lm_data import _text  # a string, or a list of {"role", "content"} messages; anything else refused by name
+        for i, t in enumerate(texts): _text(t, f"{name}[{i}]")
+        return list(texts)
+    return check_texts(name, list(texts) if isinstance(texts, Sequence) and not isinstance(texts, str) else texts)  # e.g. a datasets Column
+
 def encode(tokenizer,  # the run's tokenizer
            texts: list,  # prompts or completions: strings, or conversational message lists
            *, prompt: bool,  # prompts get <bos> in front; completions get <eos> at the end
           ) -> list[Tensor]:  # one 1-d LongTensor of ids per text
     "Token ids of prompts (<bos> + tokens) or completions (tokens + <eos>), each tokenised on its own."
+    from transformers import PreTrainedTokenizerBase
+    check_type("tokenizer", tokenizer, PreTrainedTokenizerBase); texts = _check_text_list("texts", texts)
     ids = tokenizer([_text(t, tokenizer, prompt=prompt) for t in texts], add_special_tokens=False)["input_ids"]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if prompt: return [torch.tensor(([bos] if bos is not None else []) + x, dtype=torch.long) for x in ids]
@@ -222,11 +246,26 @@ class Batch(NamedTuple):
 
     def to(self, device) -> Batch: return Batch(*(t.to(device) for t in self))
 
+_ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+def _check_ids(name: str, seqs) -> list[Tensor]:
+    "Raise `ValueError` naming `name` unless `seqs` is a non-empty list of non-empty 1-d integer tensors (token ids)."
+    if not isinstance(seqs, (list, tuple)): raise ValueError(f"{name} must be a list of 1-d token-id tensors, got {type(seqs).__name__}: {name}={seqs!r}"[:400])
+    if not seqs: raise ValueError(f"{name} must hold at least one sequence, got {name}=[]")
+    if not value_checks_enabled(): return seqs  # a training step's own batch: its entries were made by `encode` or `sample`
+    for i, s in enumerate(seqs):
+        if not (isinstance(s, Tensor) and s.ndim == 1 and len(s) and s.dtype in _ID_DTYPES):
+            raise ValueError(f"{name}[{i}] must be a non-empty 1-d tensor of integer token ids, got {s!r}"[:400])
+    return seqs
+
 def collate(prompts: list[Tensor],  # N prompt id vectors
             completions: list[Tensor],  # N completion id vectors
             pad_id: int,  # the tokenizer's pad token id
            ) -> Batch:
     "Right-pad prompt + completion to the batch's longest sequence; mark the completion tokens."
+    _check_ids("prompts", prompts); _check_ids("completions", completions); check_int("pad_id", pad_id)
+    if len(prompts) != len(completions):
+        raise ValueError(f"prompts and completions must pair up, got {len(prompts)} prompts and {len(completions)} completions")
     seqs = [torch.cat([p, c]) for p, c in zip(prompts, completions)]
     T = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
@@ -241,6 +280,7 @@ def batch_logps(model: torch.nn.Module,  # a causal LM
                 batch: Batch,  # on the model's device
                ) -> Tensor:  # [N] s(y | x), summed over the completion tokens (float32)
     "Sequence log-probabilities of the batch's completions under `model`, in one forward."
+    check_type("model", model, torch.nn.Module); check_type("batch", batch, Batch)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     # s(y | x) = sum_t m_t log softmax(logits_{t-1})[y_t]
     return sequence_logps(logits, batch.input_ids, batch.completion_mask).float()
@@ -258,6 +298,10 @@ def preference_loss(cfg: TrainConfig,  # loss_type, loss_weights, beta, loss_kwa
                     chosen_lengths: Tensor, rejected_lengths: Tensor,  # [B] completion token counts
                    ) -> StepLoss:
     "sum_j w_j mean_i l_j over the configured losses (TRL's loss_type / loss_weights, through `loss_mixture`); 'sft' is the chosen token-averaged NLL."
+    check_type("cfg", cfg, TrainConfig)
+    for k, v in (("policy_chosen_logps", policy_chosen_logps), ("policy_rejected_logps", policy_rejected_logps),
+                 ("ref_chosen_logps", ref_chosen_logps), ("ref_rejected_logps", ref_rejected_logps)): check_logps(k, v)
+    check_lengths("chosen_lengths", chosen_lengths); check_lengths("rejected_lengths", rejected_lengths)
     pair = Pair(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
                 chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths,
                 f_divergence_type=cfg.f_divergence_type, f_alpha_divergence_coef=cfg.f_alpha_divergence_coef)
@@ -271,12 +315,29 @@ def pair_metrics(beta: float,  # the run's beta
                  ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,  # [B] s_ref
                 ) -> dict[str, float]:
     "TRL's rewards/* and logps/* metrics of a batch of pairs, plus prefbench's ranking accuracy."
+    check_positive("beta", beta)
+    logps = dict(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    for k, v in logps.items(): check_logps(k, v)
+    if len(check_same_shape(values=False, **logps)) != 1 or len(policy_chosen_logps) == 0:
+        raise ValueError(f"policy_chosen_logps and the other log-probs must have shape [B] with B >= 1, got shape {tuple(policy_chosen_logps.shape)}")
     # r_c = beta (s_theta(y_c) - s_ref(y_c)),  r_r likewise
     rc, rr = beta * (policy_chosen_logps - ref_chosen_logps), beta * (policy_rejected_logps - ref_rejected_logps)
-    return {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
-            "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(policy_chosen_logps.mean()),
-            "logps/rejected": float(policy_rejected_logps.mean()),
-            "ranking_accuracy": float((policy_chosen_logps >= policy_rejected_logps).float().mean())}
+    out = {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
+           "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(policy_chosen_logps.mean()),
+           "logps/rejected": float(policy_rejected_logps.mean()),
+           "ranking_accuracy": float((policy_chosen_logps >= policy_rejected_logps).float().mean())}
+    if any(map(math.isnan, out.values())): _undefined_metric(out, rc, rr, logps)
+    return out
+
+def _undefined_metric(out: dict, rc: Tensor, rr: Tensor, logps: dict[str, Tensor]) -> None:
+    "Raise the `ValueError` for a metric that is NaN: a -inf log-prob met another -inf (or rewards of both infinite signs met in a mean)."
+    bad = [k for k, v in out.items() if math.isnan(v)]
+    m = rc - rr
+    where = torch.isnan(m) if bool(torch.isnan(m).any()) else ~torch.isfinite(m)  # the undefined pair; else a mean mixing +inf and -inf
+    i = int(where.nonzero()[0]) if bool(where.any()) else 0
+    raise ValueError(f"{', '.join(bad)} undefined: -inf log-probabilities meet at pair {i} (a completion impossible under the policy and "
+                     f"the reference has no log-ratio; two -inf rewards have no margin), got " + ", ".join(f"{k}[{i}] = {v[i].item()}" for k, v in logps.items()))
 
 # %% ../nbs/09_lm_train.ipynb #f3f9636f
 class Examples(NamedTuple):
@@ -343,7 +404,7 @@ FAMILIES: dict[str, Family] = {}  # keyed like LOSS_KINDS
 def family_of(cfg: TrainConfig,  # its loss_type names the family
              ) -> Family:
     "The family of the configured losses (the config guarantees they share one)."
-    return FAMILIES[_loss_kind(cfg.loss_type[0])]
+    return FAMILIES[_loss_kind(check_type("cfg", cfg, TrainConfig).loss_type[0])]
 
 def _lengths(ex: Examples, j: int) -> Tensor: return torch.tensor([float(len(c[j])) for c in ex.completions])
 
@@ -453,6 +514,11 @@ def sample(model: torch.nn.Module,  # a causal LM (unwrapped)
            eos_id: int,  # the end-of-sequence id: sampling stops after it
           ) -> list[list[Tensor]]:  # N lists of n completion id vectors, each cut after its first <eos>
     "n samples per prompt from the model at temperature 1 (no top-k/top-p), with the KV cache."
+    if not callable(getattr(check_type("model", model, torch.nn.Module), "generate", None)):
+        raise ValueError(f"model must be a causal LM with `generate` (a transformers model), got {type(model).__name__}")
+    _check_ids("prompts", prompts); check_int("n", n, 1); check_int("max_new_tokens", max_new_tokens, 1)
+    V = getattr(getattr(model, "config", None), "vocab_size", None)  # ids beyond the vocabulary have no embedding
+    check_int("pad_id", pad_id, 0, V - 1 if V else None); check_int("eos_id", eos_id, 0, V - 1 if V else None)
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -471,7 +537,7 @@ def sample(model: torch.nn.Module,  # a causal LM (unwrapped)
 class RunDir:
     "Paths and files of a run directory (see the tree above)."
     def __init__(self, path: str | Path,  # the run's directory (created by `start`)
-                ): self.path = Path(path)
+                ): self.path = Path(check_type("path", path, (str, Path)))
     def __truediv__(self, name: str) -> Path: return self.path / name
 
     def checkpoints(self) -> list[Path]:
@@ -517,6 +583,7 @@ class Batches:
                  seed: int,  # seeds the permutations
                 ):
         self.n, self.batch_size = check_int("n", n, 1), check_int("batch_size", batch_size, 1)
+        check_int("seed", seed, 0, 2**64 - 1)  # what torch.Generator.manual_seed takes
         self.g, self.order, self.pos = torch.Generator().manual_seed(seed), torch.empty(0, dtype=torch.long), 0
 
     def next(self) -> Tensor:  # [batch_size] indices
@@ -570,7 +637,7 @@ def _sft(cfg: TrainConfig, model, tokenizer, lang, acc, progress: bool):
     model, opt = acc.prepare(model, opt)
     batches = Batches(len(P), cfg.batch_size, cfg.seed)
     for _ in tqdm(range(cfg.sft_steps), desc="SFT", disable=not (progress and acc.is_main_process)):
-        with one_thread(acc.device.type == "cpu"):  # see the preference loop
+        with one_thread(acc.device.type == "cpu"), value_checks(False):  # see the preference loop and `train_step`
             idx = _shard(batches.next(), acc).tolist()
             b = collate([P[i] for i in idx], [C[i] for i in idx], tokenizer.pad_token_id).to(acc.device)
             # L_SFT = mean_i (-s(y_i) / |y_i|)
@@ -664,11 +731,12 @@ def train_step(cfg: TrainConfig,  # the run's config
     if not len(batch):  # on-policy, every prompt's samples tied: nothing to prefer; a zero step keeps every process in the gradient sync
         acc.backward(sum(w.reshape(-1)[0] * 0.0 for w in policy.parameters())); opt.zero_grad(set_to_none=True)
         return {"pairs": 0}
-    loss, values = fam.loss(cfg, policy, reference, batch, ref, state, pad_id)
+    with value_checks(False):  # the batch comes from `train`, checked when it was made: no per-step scans of its values
+        loss, values = fam.loss(cfg, policy, reference, batch, ref, state, pad_id)
     acc.backward(loss); opt.step(); opt.zero_grad(set_to_none=True)
     # per-example values from every process (uneven shards allowed: on-policy batches shrink on ties)
     gathered = {k: torch.tensor(gather_object(v.detach().float().cpu().tolist())) for k, v in values.items()}
-    return fam.metrics(cfg, gathered)
+    with value_checks(False): return fam.metrics(cfg, gathered)
 
 # %% ../nbs/09_lm_train.ipynb #09f4a4e5
 def train(cfg: TrainConfig,  # the run's configuration
@@ -677,6 +745,8 @@ def train(cfg: TrainConfig,  # the run's configuration
           progress: bool = True,  # tqdm progress bars (main process only)
          ) -> Path:  # the run directory
     "SFT, then preference training with the configured losses, under Accelerate; resumable; metrics to metrics.parquet."
+    check_type("cfg", cfg, TrainConfig); check_type("run_dir", run_dir, (str, Path))
+    check_type("resume", resume, bool); check_type("progress", progress, bool)
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
     from prefbench_lib.lm_data import Language, build_tokenizer, load_tokenizer, read_dataset, save_tokenizer
