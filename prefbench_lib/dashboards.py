@@ -12,8 +12,9 @@ import os
 import shlex
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from . import nash
-from .core import check_int, data_dir
-from .losses import loss_hyperparameters
+from .core import check_choice, check_int, check_texts, check_type, data_dir
+from .losses import LOSSES, loss_hyperparameters
 from .metrics import idealized_ranking_accuracy, pair_problem, train_pairs
 from .toy import bin_reward, kl_frontier, reference_distribution, run_bandit
 from .widgets import distinct_losses, hparam_range, loss_frame, toy_algorithms
@@ -46,6 +47,7 @@ __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING
 def hyperparameter_class(loss: str,  # a name in LOSSES
                         ) -> type[param.Parameterized]:
     "A Parameterized class with one parameter per hyperparameter of `loss`, its default and slider range from the signature."
+    check_choice("loss", loss, LOSSES)
     params = {}
     for h in loss_hyperparameters(loss):
         if isinstance(h.default, bool): params[h.name] = param.Boolean(h.default, doc=h.doc)
@@ -57,6 +59,7 @@ def hyperparameter_class(loss: str,  # a name in LOSSES
 def hyperparameter_values(obj: param.Parameterized,  # an instance of a `hyperparameter_class`
                          ) -> dict:  # the keyword arguments to pass to the loss (None values left out: the loss picks)
     "The hyperparameters an instance holds, ready for the loss."
+    check_type("obj", obj, param.Parameterized)
     return {k: v for k, v in obj.param.values().items() if k != "name" and v is not None}
 
 # %% ../nbs/11_dashboards.ipynb #b0b8a011
@@ -68,6 +71,7 @@ def colors(names: list[str],  # every name that may be drawn
            first: list[str] = (),  # names that get the palette's most distinct colours (a dashboard's defaults)
           ) -> dict[str, str]:
     "A fixed colour per name, so a loss keeps its colour in every panel and whatever else is shown."
+    check_texts("names", names, empty_ok=True); check_texts("first", first, empty_ok=True)
     order = list(first) + [n for n in names if n not in first]
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(order)}
 
@@ -112,6 +116,9 @@ def loss_curves(names: list[str],  # names in LOSSES
                 n: int = 201,  # grid points
                ) -> pd.DataFrame:  # loss, margin, value, gradient_weight (-dL/dDelta)
     "Each loss's `widgets.loss_frame`, stacked: its value and push against the log-ratio margin Delta."
+    check_texts("names", names); check_type("hparams", hparams, dict); check_int("n", n, 2)
+    if unknown := [x for x in names if x not in LOSSES]:
+        raise ValueError(f"names must be loss names in LOSSES, got names={names!r}; unknown: {', '.join(map(repr, unknown))}")
     frames = [loss_frame(name, beta=beta, margin_range=margin_range, n_points=n, **hparams.get(name, {})).rename(columns={"loss": "value"})
               for name in names]
     return pd.concat([f.assign(loss=name) for name, f in zip(names, frames)], ignore_index=True)
@@ -127,6 +134,7 @@ class RunCache:
     "Results cached per run; the runs a request misses are computed together, in one batched call, and kept."
     def __init__(self, compute: Callable[[list[tuple]], list],  # keys -> one result per key, in order
                  max_items: int = 256):  # the oldest entries go first
+        check_type("compute", compute, Callable); check_int("max_items", max_items, 1)
         self.compute, self.max_items, self._d, self._lock = compute, max_items, {}, threading.Lock()
 
     def get(self, keys: list[tuple]) -> list:
@@ -220,6 +228,7 @@ def axes(row: int,  # the subplot's row, from 1
          cols: int,  # columns in the grid
         ) -> dict:  # {"xaxis": ..., "yaxis": ...}
     "The xaxis/yaxis references of subplot (row, col), counted from 1."
+    check_int("cols", cols, 1); check_int("row", row, 1); check_int("col", col, 1, cols)
     i = (row - 1) * cols + col
     return {"xaxis": "x" if i == 1 else f"x{i}", "yaxis": "y" if i == 1 else f"y{i}"}
 
@@ -237,6 +246,7 @@ def grid(rows: int,  # subplot rows
          **kw,  # more keyword arguments of make_subplots (spacing, specs, ...)
         ) -> dict:  # a figure layout
     "A fresh copy of the grid's layout."
+    check_int("rows", rows, 1); check_int("cols", cols, 1); check_texts("titles", titles, empty_ok=True)
     return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), **kw))
 
 # %% ../nbs/11_dashboards.ipynb #26eb73d1
@@ -405,7 +415,7 @@ def reference_policy(kind: str,  # "uniform", "skewed" (pi_ref(i) proportional t
                      seed: int = 0,  # seeds "random"
                     ) -> torch.Tensor:  # [K] float64, sums to 1
     "A reference policy over K actions for the Nash dashboard."
-    if kind not in REFERENCES: raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got reference={kind!r}")
+    check_choice("kind", kind, REFERENCES); check_int("K", K, 1); check_int("seed", seed, 0)
     if kind == "uniform": return torch.full((K,), 1 / K, dtype=torch.float64)
     if kind == "skewed": w = 0.5 ** torch.arange(K, dtype=torch.float64)
     else: w = -torch.rand(K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).log()  # Exp(1) draws: Dirichlet(1) once normalised
@@ -904,10 +914,10 @@ def _free_port(address: str) -> int:
 
 def websocket_origins(address: str,  # the address the server binds
                       port: int,  # its port
-                      allow: list[str] | None = None,  # HOST[:PORT] entries that may open the websocket
+                      allow: Sequence[str] = (),  # HOST[:PORT] entries that may open the websocket (a list, never a bare string)
                      ) -> list[str]:
     "The websocket origins to allow: loopback by default; any other address only with an explicit list, never '*'."
-    allow = list(allow or [])
+    check_type("address", address, str); check_int("port", port, 0, 65535); allow = check_texts("allow", allow, empty_ok=True)
     for o in allow:
         if "*" in o or not o.strip(): raise ValueError(f"allow_websocket_origin entries must be explicit HOST[:PORT] values, got {o!r}")
     if address in LOOPBACK: return allow + [f"{h}:{port}" for h in ("127.0.0.1", "localhost")]
@@ -939,10 +949,10 @@ def serve(port: int = 5006,  # 0: a free port
           start: bool = True,  # run the server's loop (blocks); False returns it started in a background thread
          ):
     "Serve the index and every dashboard on one Panel server; returns the server (a thread with `start=False`)."
-    check_int("port", port, 0)
-    if port > 65535: raise ValueError(f"port must be <= 65535, got port={port}")
+    check_int("port", port, 0, 65535); check_type("address", address, str)
+    allow = check_texts("allow_websocket_origin", allow_websocket_origin or [], empty_ok=True)
     port = port or _free_port(address)
-    origins = websocket_origins(address, port, allow_websocket_origin)
+    origins = websocket_origins(address, port, allow)
     pn.config.nthreads = check_int("threads", threads, 1)
     if threads > 1: serialize_busy_state()  # Panel's busy counter is not thread-safe
     apps = {"/": index_page, **{slug: (lambda slug=slug: page(slug)) for slug in PAGES}}

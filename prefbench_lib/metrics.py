@@ -6,21 +6,41 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (adam_step, check_in_interval, check_int, check_mask, check_positive, check_same_shape,
-                                check_tensor, get_device, kl, upcast)
-from .losses import LossOutput, Pair, get_loss
+from .core import (adam_step, check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask,
+                                check_positive, check_real, check_same_shape, check_type, get_device, kl, upcast,
+                                value_checks_enabled)
+from .losses import LOSSES, LossOutput, Pair
 
 if TYPE_CHECKING: import pandas as pd  # the history frame is built with pandas, imported when it is
 
 # %% auto #0
 __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_accuracy', 'list_ranking_accuracy',
            'idealized_ranking_accuracy', 'dpo_flip_threshold', 'PairProblem', 'pair_problem', 'PairRun', 'train_pairs']
+
+# %% ../nbs/07_margins.ipynb #cd7fe71a
+def _log_ratio(a_name: str, a: Tensor,  # log-probabilities s_a, and the argument they came in
+               b_name: str, b: Tensor,  # log-probabilities s_b, of a's shape
+              ) -> Tensor:  # s_a - s_b, in at least float32
+    "log(p_a / p_b) from log-probabilities; a ValueError naming both arguments where both are -inf (0 / 0 has no ratio)."
+    # log(p_a / p_b) = s_a - s_b
+    d = upcast(a) - upcast(b)
+    # -inf - (-inf) is NaN: one sum finds it (a NaN sum with no NaN inside is +inf + -inf, both defined)
+    if value_checks_enabled() and bool(torch.isnan(d.sum())) and bool(torch.isnan(d).any()):
+        i = ", ".join(map(str, torch.isnan(d).nonzero()[0].tolist()))
+        raise ValueError(f"{a_name}[{i}] and {b_name}[{i}] are both -inf: probability 0 under both, so their log-ratio is undefined; "
+                         "drop that entry")
+    return d
+
+def _nonempty(name: str, x: Tensor, what: str) -> None:
+    "Refuse a batch of no examples, naming it: an accuracy over it would be 0 / 0."
+    if x.ndim and x.shape[0] == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): an accuracy over no {what} is undefined")
 
 # %% ../nbs/07_margins.ipynb #c22675ea
 def implicit_rewards(policy_logps: Tensor,  # [B] s_theta(y)
@@ -29,9 +49,10 @@ def implicit_rewards(policy_logps: Tensor,  # [B] s_theta(y)
                     ) -> Tensor:  # [B] beta * (s_theta - s_ref), detached
     "DPO's implicit reward of each completion."
     check_positive("beta", beta)
-    check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
+    check_logps("policy_logps", policy_logps); check_logps("ref_logps", ref_logps)
+    check_same_shape(values=False, policy_logps=policy_logps, ref_logps=ref_logps)
     # r = beta (s_theta(y) - s_ref(y))
-    return (beta * (upcast(policy_logps) - upcast(ref_logps))).detach()
+    return (beta * _log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)).detach()
 
 def reward_margins(out: LossOutput,  # what a loss in LOSSES returned
                   ) -> Tensor:  # [B] chosen_rewards - rejected_rewards (TRL's "rewards/margins" before the mean)
@@ -55,16 +76,17 @@ def ranking_accuracy(policy_chosen_logps: Tensor,  # [B] s_theta(y_w)
                      rejected_lengths: Tensor | None = None,  # [B] |y_l|
                     ) -> float:  # fraction of pairs with pi(y_w) >= pi(y_l)
     "How often the policy gives the chosen response at least the rejected one's likelihood."
-    check_same_shape(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                     chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths)
+    check_logps("policy_chosen_logps", policy_chosen_logps); check_logps("policy_rejected_logps", policy_rejected_logps)
     if (chosen_lengths is None) != (rejected_lengths is None):
         raise ValueError("give both chosen_lengths and rejected_lengths, or neither, "
                          f"got chosen_lengths={'None' if chosen_lengths is None else 'a tensor'}, "
                          f"rejected_lengths={'None' if rejected_lengths is None else 'a tensor'}")
+    if chosen_lengths is not None: check_lengths("chosen_lengths", chosen_lengths); check_lengths("rejected_lengths", rejected_lengths)
+    check_same_shape(values=False, policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                     chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths)
+    _nonempty("policy_chosen_logps", policy_chosen_logps, "pairs")
     w, l = upcast(policy_chosen_logps), upcast(policy_rejected_logps)
     if chosen_lengths is not None:
-        for k, v in (("chosen_lengths", chosen_lengths), ("rejected_lengths", rejected_lengths)):
-            if not bool((v > 0).all()): raise ValueError(f"{k} must be > 0, got {k}={v.tolist()[:8]}")
         # compare s / |y|
         w, l = w / chosen_lengths, l / rejected_lengths
     # 1[pi(y_w) >= pi(y_l)], averaged
@@ -76,8 +98,11 @@ def list_ranking_accuracy(policy_logps: Tensor,  # [B, K] s_theta(y_k)
                           mask: Tensor | None = None,  # [B, K] 1 where response k exists
                          ) -> float:  # fraction of lists whose full order the policy reproduces
     "Exact-match ranking accuracy for K-way lists: every pair with a higher score gets at least the likelihood."
-    check_same_shape(policy_logps=policy_logps, scores=scores, lengths=lengths)
+    check_logps("policy_logps", policy_logps); check_real("scores", scores)
+    if lengths is not None: check_lengths("lengths", lengths)
+    check_same_shape(values=False, policy_logps=policy_logps, scores=scores, lengths=lengths)
     if policy_logps.ndim != 2: raise ValueError(f"policy_logps must have shape [B, K], got shape {tuple(policy_logps.shape)}")
+    _nonempty("policy_logps", policy_logps, "lists")
     m = torch.ones_like(scores, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(scores.shape), like="scores")
     s = upcast(policy_logps) if lengths is None else upcast(policy_logps) / lengths
     # pair (i, j) counts when both exist and score_i > score_j; it is right when s_i >= s_j
@@ -95,12 +120,13 @@ def idealized_ranking_accuracy(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
     "Ranking accuracy the population DPO/RLHF optimum (true preference probabilities) reaches: 1{log pi_ref(y_w)/pi_ref(y_l) + logit(alpha)/beta > 0}."
     check_positive("beta", beta)
     check_in_interval("eps", eps, 0.0, 0.5, closed="neither")
-    check_same_shape(ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
-    a = alpha if isinstance(alpha, Tensor) else torch.as_tensor(alpha, dtype=torch.float64)
-    check_tensor("alpha", a)
-    check_in_interval("alpha", a, 0.0, 1.0)
-    if a.ndim: check_same_shape(ref_chosen_logps=ref_chosen_logps, alpha=a)
-    ref_gap = upcast(ref_chosen_logps) - upcast(ref_rejected_logps)
+    check_logps("ref_chosen_logps", ref_chosen_logps); check_logps("ref_rejected_logps", ref_rejected_logps)
+    check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    check_in_interval("alpha", alpha, 0.0, 1.0)  # a number or a tensor of numbers (NaN fails the comparison)
+    a = alpha if isinstance(alpha, Tensor) else torch.tensor(float(alpha), dtype=torch.float64)
+    if a.ndim: check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, alpha=a)
+    _nonempty("ref_chosen_logps", ref_chosen_logps, "pairs")
+    ref_gap = _log_ratio("ref_chosen_logps", ref_chosen_logps, "ref_rejected_logps", ref_rejected_logps)
     # log pi_ref(y_w)/pi_ref(y_l) + (1/beta) logit(alpha), alpha clipped to [eps, 1 - eps]
     return float(((ref_gap + torch.logit(a.to(ref_gap).clamp(eps, 1 - eps)) / beta) > 0).float().mean())
 
@@ -110,9 +136,10 @@ def dpo_flip_threshold(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                       ) -> Tensor:  # [B] the DPO loss at or below which the pair is ranked correctly
     "Theorem 4.1 of Chen et al.: pi ranks (y_w, y_l) correctly iff L_DPO <= -log sigma(beta c), c = log pi_ref(y_l)/pi_ref(y_w)."
     check_positive("beta", beta)
-    check_same_shape(ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    check_logps("ref_chosen_logps", ref_chosen_logps); check_logps("ref_rejected_logps", ref_rejected_logps)
+    check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     # c = log pi_ref(y_l) - log pi_ref(y_w)
-    c = upcast(ref_rejected_logps) - upcast(ref_chosen_logps)
+    c = _log_ratio("ref_rejected_logps", ref_rejected_logps, "ref_chosen_logps", ref_chosen_logps)
     # threshold = -log sigma(beta c)
     return -F.logsigmoid(beta * c)
 
@@ -140,7 +167,7 @@ def pair_problem(n_prompts: int = 4000,  # n
     n, K, m = check_int("n_prompts", n_prompts, 1), check_int("K", K, 2), check_int("pairs_per_prompt", pairs_per_prompt, 1)
     if m > K * (K - 1) // 2: raise ValueError(f"pairs_per_prompt must be <= K (K - 1) / 2 = {K * (K - 1) // 2}, got pairs_per_prompt={m}")
     for k, v in (("reward_scale", reward_scale), ("ref_noise", ref_noise)): check_positive(k, v)
-    if not (isinstance(ref_signal, (int, float)) and math.isfinite(ref_signal)): raise ValueError(f"ref_signal must be a finite number, got ref_signal={ref_signal!r}")
+    check_in_interval("ref_signal", ref_signal, -math.inf, math.inf, closed="neither")  # any finite number
     g = torch.Generator().manual_seed(check_int("seed", seed, 0))
     r = torch.randn(n, K, generator=g, dtype=torch.float64) * reward_scale
     # z_ref = a r* + b eps
@@ -165,11 +192,14 @@ class PairRun(NamedTuple):
 
 def _pair_runs(runs) -> list[tuple[str, str, dict]]:
     "(label, loss name, hyperparameters) per run, from a name, or a list of names and (name, hyperparameters) pairs."
+    if not isinstance(runs, Iterable):
+        raise ValueError(f"runs must be a loss name, a (name, hyperparameters) pair, or a list of them, got {type(runs).__name__}: runs={runs!r}")
     out = []
     for r in [runs] if isinstance(runs, (str, tuple)) else list(runs):
         name, hp = (r, {}) if isinstance(r, str) else r if isinstance(r, tuple) and len(r) == 2 else (None, None)
-        if not isinstance(hp, dict): raise ValueError(f"runs must hold loss names or (name, hyperparameters) pairs, got {r!r}")
-        get_loss(name)  # a ValueError listing the known names
+        if not isinstance(name, str) or not isinstance(hp, dict):
+            raise ValueError(f"runs must hold loss names or (name, hyperparameters) pairs, got {r!r}")
+        if name not in LOSSES: raise ValueError(f"runs holds an unknown loss name={name!r}; known: {', '.join(sorted(LOSSES))}")
         out.append((name + ("(" + ", ".join(f"{k}={v}" for k, v in hp.items()) + ")" if hp else ""), name, dict(hp)))
     if not out: raise ValueError("runs must name at least one loss, got an empty list")
     labels = [o[0] for o in out]
@@ -202,13 +232,12 @@ def train_pairs(problem: PairProblem,  # the pairs, their true rewards and the r
                 stop_loss: float | None = None,  # a run records and stops once its mean loss is <= stop_loss
                ) -> PairRun:
     "Train one tabular policy per run on the pairs of `problem`; the metrics of every run every `every` steps."
-    if not isinstance(problem, PairProblem): raise ValueError(f"problem must be a PairProblem (see pair_problem), got {type(problem).__name__}")
+    check_type("problem", problem, PairProblem)  # see pair_problem
     specs = _pair_runs(runs)
     check_positive("beta", beta); check_positive("lr", lr)
     steps, every = check_int("steps", steps, 0), check_int("every", every, 1)
-    if optimizer not in ("sgd", "normalized"): raise ValueError(f"optimizer must be 'sgd' or 'normalized', got optimizer={optimizer!r}")
-    if stop_loss is not None and not (isinstance(stop_loss, (int, float)) and math.isfinite(stop_loss)):
-        raise ValueError(f"stop_loss must be None or a finite number, got stop_loss={stop_loss!r}")
+    check_choice("optimizer", optimizer, ("sgd", "normalized"))
+    if stop_loss is not None: check_in_interval("stop_loss", stop_loss, -math.inf, math.inf, closed="neither")  # any finite number
     pb, R = problem, len(specs)
     x, w, l = pb.prompt, pb.chosen, pb.rejected
     ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]
@@ -222,7 +251,7 @@ def train_pairs(problem: PairProblem,  # the pairs, their true rewards and the r
         theta.requires_grad_(True)
         lp = torch.log_softmax(theta, -1)  # [R, n, K]
         lw, ll = lp[:, x, w], lp[:, x, l]  # [R, P]
-        outs = [get_loss(name)(Pair(lw[j], ll[j], ref_w, ref_l, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hp)
+        outs = [LOSSES[name](Pair(lw[j], ll[j], ref_w, ref_l, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hp)
                 for j, (_, name, hp) in enumerate(specs)]
         with torch.no_grad():
             for j, (label, name, _) in enumerate(specs):

@@ -17,9 +17,9 @@ import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
-from .core import check_int, check_positive
+from .core import check_choice, check_in_interval, check_int, check_positive, check_type
 from .losses import LOSSES, Hyperparameter, Pair, get_loss, gradient_weight, loss_hyperparameters
-from .toy import RULES, bin_reward, reference_distribution, run_bandit
+from .toy import RULES, bin_reward, get_rule, reference_distribution, run_bandit
 
 # %% auto #0
 __all__ = ['distinct_losses', 'hparam_range', 'hyperparameter_controls', 'loss_frame', 'loss_figure', 'loss_explorer',
@@ -38,6 +38,9 @@ def _loss_options() -> list[tuple[str, str]]:
 def hparam_range(h: Hyperparameter,  # from `loss_hyperparameters`, with a numeric default
                 ) -> tuple[float, float]:  # (min, max): the loss accepts both, and the default lies between them
     "A slider range for `h`: its documented range, else a soft range around the default; open ends pulled inward by 1%."
+    check_type("h", h, Hyperparameter)
+    if isinstance(h.default, bool) or not isinstance(h.default, numbers.Real):
+        raise ValueError(f"h must have a numeric default to centre a slider on, got h.default={h.default!r} (hyperparameter {h.name})")
     d = float(h.default)
     # d +- max(1, 4|d|) where an end is unbounded, clipped at a finite end
     half = max(1.0, 4 * abs(d))
@@ -53,6 +56,7 @@ def hparam_range(h: Hyperparameter,  # from `loss_hyperparameters`, with a numer
 def hyperparameter_controls(name: str,  # a name in LOSSES
                            ) -> list[widgets.Widget]:  # per hyperparameter, in signature order: a FloatSlider, or a Label
     "One control per hyperparameter of loss `name`: a slider at its default, or a label where the loss picks the value itself."
+    check_choice("name", name, LOSSES)
     out = []
     for h in loss_hyperparameters(name):
         if isinstance(h.default, bool) or not isinstance(h.default, numbers.Real):
@@ -71,6 +75,7 @@ def loss_frame(name: str,  # a name in LOSSES
                **hparams,  # the loss's hyperparameters, e.g. label_smoothing=0.1 for cdpo
               ) -> pd.DataFrame:  # margin, loss, gradient_weight (-dL/dDelta); the call in `attrs["config"]`
     "Loss and gradient weight of loss `name` over a grid of margins Delta, with rho_c = Delta/2 and rho_r = -Delta/2."
+    check_choice("name", name, LOSSES)
     check_positive("margin_range", margin_range)
     m = torch.linspace(-margin_range, margin_range, check_int("n_points", n_points, 2), dtype=torch.float64)
     # s_ref = a on both sides; s_theta = a +- Delta/2 stays < 0 (a log-prob, as ORPO requires)
@@ -88,6 +93,9 @@ def loss_frame(name: str,  # a name in LOSSES
 def loss_figure(frame: pd.DataFrame,  # from `loss_frame`
                ) -> go.Figure:  # two panels side by side: L(Delta) and -dL/dDelta
     "The loss and its gradient weight against the margin, side by side, titled with the loss and its settings."
+    check_type("frame", frame, pd.DataFrame)
+    if missing := {"margin", "loss", "gradient_weight"} - set(frame.columns):
+        raise ValueError(f"frame must have loss_frame's columns margin, loss and gradient_weight; it lacks {', '.join(sorted(missing))}")
     cfg = frame.attrs.get("config", {})
     knobs = {"β": cfg.get("beta"), **cfg.get("hparams", {})}
     setting = ", ".join(f"{k} = {v:.3g}" if isinstance(v, numbers.Real) else f"{k} = {v!r}"
@@ -170,6 +178,9 @@ def toy_frame(algorithm: str = "sigmoid",  # a name `toy.get_rule` knows (see `t
               beta: float = 0.1,  # beta of the rules that have one (the pairwise ones)
              ) -> pd.DataFrame:  # `run_bandit`'s frame with pi_0..pi_99: one row per seed and step
     "One small toy-bandit run per seed, with the policy recorded at every step."
+    check_type("algorithm", algorithm, str); get_rule(algorithm)  # one rule (a list would sweep); unknown: the known names
+    for c in reward_center if isinstance(reward_center, (list, tuple)) else [reward_center]:  # a list sweeps, as in run_bandit
+        check_in_interval("reward_center", c, 0.0, 100.0, closed="left")
     return run_bandit(algorithm, reward_center=reward_center, regime=regime, steps=steps, seeds=seeds, lr=lr, beta=beta,
                       record_policy=True)
 
@@ -177,6 +188,10 @@ def toy_frame(algorithm: str = "sigmoid",  # a name `toy.get_rule` knows (see `t
 def toy_figure(frame: pd.DataFrame,  # from `toy_frame`, or `run_bandit(..., record_policy=True)` for one algorithm, regime and peak
               ) -> go.Figure:  # left: E_pi[r] over steps; right: the final policy, pi_ref and r over the bins
     "Expected reward over steps (mean over seeds, min-max band) and the final policy against the reference and the reward."
+    check_type("frame", frame, pd.DataFrame)
+    if "config" not in frame.attrs or "expected_reward" not in frame.columns or "pi_0" not in frame.columns:
+        raise ValueError("frame must come from toy_frame, or run_bandit(..., record_policy=True): its config in attrs, "
+                         f"expected_reward and pi_0.. among its columns; got columns {list(frame.columns)[:8]}")
     if len(frame.groupby(["algorithm", "regime", "reward_center"], observed=True)) != 1:
         raise ValueError("toy_figure draws one algorithm, regime and reward_center: select one from the frame first")
     cfg, row = frame.attrs["config"], frame.iloc[0]

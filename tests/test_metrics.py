@@ -29,7 +29,7 @@ def test_ranking_and_reward_accuracy_match_loops(data):
 @given(st.integers(0, 2**31 - 1), st.sampled_from([0.01, 0.1, 1.0, 5.0]))
 def test_flip_theorem_on_random_pairs(seed, beta):
     g = torch.Generator().manual_seed(seed)
-    pw, pl, rw, rl = (torch.randn(64, generator=g, dtype=torch.float64) * 30 for _ in range(4))
+    pw, pl, rw, rl = (-(torch.randn(64, generator=g, dtype=torch.float64) * 30).abs() for _ in range(4))  # log-probs <= 0
     loss = LOSSES["dpo"](Pair(pw, pl, rw, rl), beta=beta).losses
     thr = dpo_flip_threshold(rw, rl, beta=beta)
     # where -log sigma underflows to 0 on both sides (beta * margin > ~745), float64 cannot tell the two apart
@@ -42,7 +42,7 @@ def test_flip_theorem_on_random_pairs(seed, beta):
 @given(st.integers(0, 2**31 - 1))
 def test_idealized_accuracy_matches_its_definition_in_a_loop(seed):
     g = torch.Generator().manual_seed(seed)
-    rw, rl = (torch.randn(32, generator=g, dtype=torch.float64) * 10 for _ in range(2))
+    rw, rl = (-(torch.randn(32, generator=g, dtype=torch.float64) * 10).abs() for _ in range(2))  # log-probs <= 0
     alpha = torch.rand(32, generator=g, dtype=torch.float64)
     beta = 0.2
     loop = sum((a - b) + math.log(min(max(p, 1e-3), 1 - 1e-3) / (1 - min(max(p, 1e-3), 1 - 1e-3))) / beta > 0
@@ -61,8 +61,8 @@ def test_list_ranking_accuracy_is_exact_match():
     (lambda: idealized_ranking_accuracy(torch.zeros(2), torch.zeros(2), torch.tensor([0.5, -0.1]), 0.1), "alpha must be in [0.0, 1.0]"),
     (lambda: idealized_ranking_accuracy(torch.zeros(2), torch.zeros(2), 0.5, -1.0), "beta must be a finite number > 0"),
     (lambda: dpo_flip_threshold(torch.zeros(2), torch.zeros(3), 0.1), "ref_rejected_logps has shape (3,)"),
-    (lambda: ranking_accuracy(torch.tensor([0.0, math.nan]), torch.zeros(2)), "policy_chosen_logps contains NaN"),
-    (lambda: ranking_accuracy(torch.zeros(2), torch.zeros(2), torch.tensor([1.0, 0.0]), torch.ones(2)), "chosen_lengths must be > 0"),
+    (lambda: ranking_accuracy(torch.tensor([0.0, math.nan]), torch.zeros(2)), "policy_chosen_logps must hold log-probabilities <= 0 (-inf allowed, no NaN), got policy_chosen_logps[1] = nan"),
+    (lambda: ranking_accuracy(torch.zeros(2), torch.zeros(2), torch.tensor([1.0, 0.0]), torch.ones(2)), "chosen_lengths must be positive whole token counts, got chosen_lengths[1] = 0.0"),
     (lambda: list_ranking_accuracy(torch.zeros(2, 3), torch.zeros(2, 3), mask=torch.full((2, 3), 2)), "mask must hold only 0 and 1"),
     (lambda: reward_accuracy(torch.zeros(3)), "out must be a LossOutput"),
 ])
