@@ -14,6 +14,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'prefbench_lib.core._NextTokenLogps.forward': ( 'core.html#_nexttokenlogps.forward',
                                                                                     'prefbench_lib/core.py'),
                                     'prefbench_lib.core._check_lm_inputs': ('core.html#_check_lm_inputs', 'prefbench_lib/core.py'),
+                                    'prefbench_lib.core._check_logits': ('core.html#_check_logits', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._others_running': ('core.html#_others_running', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._rows_per_block': ('core.html#_rows_per_block', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core.adam_step': ('core.html#adam_step', 'prefbench_lib/core.py'),

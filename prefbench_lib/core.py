@@ -20,10 +20,11 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
-           'check_distribution', 'kl', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
-           'check_lengths', 'check_real', 'check_type', 'check_texts', 'register', 'scored_mask', 'completion_lengths',
-           'token_logps', 'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread',
-           'machine_busy', 'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame']
+           'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
+           'check_lengths', 'check_real', 'check_type', 'check_texts', 'kl', 'register', 'scored_mask',
+           'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs',
+           'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device', 'seed_everything', 'data_dir',
+           'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -31,6 +32,8 @@ def check_tensor(name: str,  # argument name, used in the error message
                  *, allow_inf: bool | str = True,  # True: +-inf allowed; "-inf": only -inf (log-probs, logits); False: neither
                 ) -> Tensor:  # `x`, unchanged
     "Raise `ValueError` naming `name` if `x` is not a tensor or holds NaN (or an infinity `allow_inf` refuses)."
+    if allow_inf is not True and allow_inf is not False and allow_inf != "-inf":
+        raise ValueError(f"allow_inf must be one of True, False, '-inf'; got allow_inf={allow_inf!r}")
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}: {x!r}")
     if not (x.is_floating_point() or x.is_complex()): return x
     # fast path: one reduction, no [x.shape] bool temporary. NaN propagates through a sum; so do +-inf.
@@ -139,19 +142,6 @@ def check_distribution(name: str,  # argument name, e.g. "ref"
         raise ValueError(f"{name} must sum to 1 (within {atol:g}), got a sum of {float(worst):.10g}")
     return p
 
-# %% ../nbs/00_core.ipynb #9b6f214f
-def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
-       log_q: Tensor,  # [..., K] log q, broadcastable against log_p
-       dim: int = -1,  # the dimension that holds the K categories
-      ) -> Tensor:  # [...] KL(p || q) >= 0; +inf where some p(a) > 0 = q(a)
-    "KL(p || q) of categorical distributions given as log-probabilities, with 0 log 0 = 0."
-    p = log_p.exp()
-    # KL(p || q) = sum_a p(a) (log p(a) - log q(a))
-    out = (p * (log_p - log_q)).sum(dim)
-    if bool(torch.isfinite(out).all()): return out  # the common case: one pass, no masks
-    on = p > 0  # the terms with p(a) = 0 are 0 (and so is their gradient), whatever q(a) is
-    return torch.where(on, p * (torch.where(on, log_p, 0.0) - torch.where(on, log_q, 0.0)), 0.0).sum(dim)
-
 # %% ../nbs/00_core.ipynb #301e3abf
 _VALUE_CHECKS: ContextVar[bool] = ContextVar("prefbench_value_checks", default=True)  # the switch, per thread / task
 _VALUE_CHECK_TOKENS: ContextVar[tuple] = ContextVar("prefbench_value_check_tokens", default=())  # one token per open `with`
@@ -193,6 +183,7 @@ def check_mask(name: str,  # argument name, used in the error message
 def upcast(x: Tensor | None,  # any tensor, or None
           ) -> Tensor | None:  # float32 for bf16/fp16/integers, unchanged for float32/float64
     "Compute in at least float32."
+    if x is not None and not isinstance(x, Tensor): raise ValueError(f"x must be a torch.Tensor or None, got {type(x).__name__}: x={x!r}")
     if x is None or x.dtype in (torch.float32, torch.float64): return x
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
@@ -252,6 +243,23 @@ def check_texts(name: str,  # argument name, e.g. "texts"
     if not value and not empty_ok: raise ValueError(f"{name} must hold at least one string, got {name}=[]")
     return list(value)
 
+# %% ../nbs/00_core.ipynb #9b6f214f
+def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
+       log_q: Tensor,  # [..., K] log q, broadcastable to log_p's shape (never widening it)
+       dim: int = -1,  # the dimension that holds the K categories
+      ) -> Tensor:  # [...] KL(p || q) >= 0; +inf where some p(a) > 0 = q(a)
+    "KL(p || q) of categorical distributions given as log-probabilities, with 0 log 0 = 0."
+    check_logps("log_p", log_p); check_logps("log_q", log_q); check_int("dim", dim, -max(log_p.ndim, 1), max(log_p.ndim - 1, 0))
+    try: ok = torch.broadcast_shapes(log_p.shape, log_q.shape) == log_p.shape
+    except RuntimeError: ok = False
+    if not ok: raise ValueError(f"log_q must broadcast to log_p's shape: log_p has shape {tuple(log_p.shape)}, log_q has shape {tuple(log_q.shape)}")
+    p = log_p.exp()
+    # KL(p || q) = sum_a p(a) (log p(a) - log q(a))
+    out = (p * (log_p - log_q)).sum(dim)
+    if bool(torch.isfinite(out).all()): return out  # the common case: one pass, no masks
+    on = p > 0  # the terms with p(a) = 0 are 0 (and so is their gradient), whatever q(a) is
+    return torch.where(on, p * (torch.where(on, log_p, 0.0) - torch.where(on, log_q, 0.0)), 0.0).sum(dim)
+
 # %% ../nbs/00_core.ipynb #339b3554
 def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
              name: str,  # the key
@@ -268,10 +276,17 @@ def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
     registry[name] = entry
 
 # %% ../nbs/00_core.ipynb #3170c3dc
+def _check_logits(logits: Tensor) -> Tensor:
+    "Floating-point [B, T, V] logits, T >= 1, without NaN or +inf (-inf: a masked, banned token; +inf has no softmax)."
+    check_tensor("logits", logits, allow_inf="-inf")
+    if not logits.is_floating_point(): raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
+    if logits.ndim != 3: raise ValueError(f"logits must have shape [B, T, V], got shape {tuple(logits.shape)}")
+    if logits.shape[1] == 0: raise ValueError(f"logits must have T >= 1 positions (a sequence has at least one token), got shape {tuple(logits.shape)}")
+    return logits
+
 def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
     "Validate shapes and values of (logits, labels, mask); return the mask as bool [B, T]."
-    check_tensor("logits", logits, allow_inf="-inf")  # -inf: a masked (banned) token; +inf has no softmax
-    if logits.ndim != 3: raise ValueError(f"logits must have shape [B, T, V], got shape {tuple(logits.shape)}")
+    _check_logits(logits)
     if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
         raise ValueError(f"labels must have shape [B, T] = {tuple(logits.shape[:2])} to match logits, "
                          f"got {tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
@@ -289,8 +304,10 @@ def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Ten
 def scored_mask(mask: Tensor,  # [B, T] 0/1 or bool: positions to score
                ) -> Tensor:  # [B, T] bool: `mask` with position 0 cleared (no logit predicts the first token)
     "The positions whose log-probability is actually computed."
+    check_mask("mask", mask)
+    if mask.ndim != 2: raise ValueError(f"mask must have shape [B, T], got shape {tuple(mask.shape)}")
     out = mask.bool().clone()
-    out[:, 0] = False
+    out[:, :1] = False  # (T = 0: nothing to clear)
     return out
 
 def completion_lengths(mask: Tensor,  # [B, T] 0/1 or bool
@@ -372,7 +389,7 @@ def ld_sequence_logps(chosen_token_logps: Tensor,  # [B, T_c] per-token log-prob
                      ) -> tuple[Tensor, Tensor]:  # [B] LD sequence log-probs of the chosen and of the rejected completions
     "LD-DPO's sequence log-probs: each pair's first min(|y_c|, |y_r|) tokens in full, the rest weighted by alpha (2409.06411)."
     check_in_interval("ld_alpha", ld_alpha, 0.0, 1.0)
-    check_tensor("chosen_token_logps", chosen_token_logps); check_tensor("rejected_token_logps", rejected_token_logps)
+    check_logps("chosen_token_logps", chosen_token_logps); check_logps("rejected_token_logps", rejected_token_logps)
     if chosen_token_logps.ndim != 2 or rejected_token_logps.ndim != 2 or len(chosen_token_logps) != len(rejected_token_logps):
         raise ValueError(f"chosen_token_logps and rejected_token_logps must have shapes [B, T_c] and [B, T_r] with one B, got "
                          f"{tuple(chosen_token_logps.shape)} and {tuple(rejected_token_logps.shape)}")
@@ -392,24 +409,34 @@ def token_log_sum_sq_probs(logits: Tensor,  # [B, T, V] model outputs; logits[:,
                            mask: Tensor | None = None,  # [B, T] 1 on the tokens to score; None: every position
                           ) -> Tensor:  # [B, T] log sum_v p(v)^2 of the distribution that scores position t; 0 at 0 and where mask is 0
     "log sum_v p(v)^2 of each scored position's next-token distribution (WPO's alignment term), blockwise, without gradient."
-    check_tensor("logits", logits)
-    if logits.ndim != 3: raise ValueError(f"logits must have shape [B, T, V], got shape {tuple(logits.shape)}")
+    _check_logits(logits)
     scored = scored_mask(torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device) if mask is None
                          else check_mask("mask", mask, tuple(logits.shape[:2]), like="logits [B, T]"))
     z, dtype = logits[:, :-1].detach(), torch.promote_types(logits.dtype, torch.float32)
     # log sum_v p(v)^2 = logsumexp(2 z) - 2 logsumexp(z), per position, a block of sequences at a time
     blocks = [torch.logsumexp(2 * b.to(dtype), -1) - 2 * torch.logsumexp(b.to(dtype), -1) for b in z.split(_rows_per_block(z), 0)]
-    return torch.nn.functional.pad(torch.where(scored[:, 1:], torch.cat(blocks), 0.0), (1, 0))
+    out = torch.nn.functional.pad(torch.where(scored[:, 1:], torch.cat(blocks), 0.0), (1, 0))
+    # a scored position whose logits are all -inf has no distribution: -inf - 2 (-inf) = NaN (one reduction finds it)
+    if value_checks_enabled() and bool(torch.isnan(out.sum())):
+        b, t = (int(i) for i in torch.isnan(out).nonzero()[0])
+        raise ValueError(f"logits[{b}, {t - 1}] is -inf for every token, so position {t} has no distribution: "
+                         "give it a finite logit or set mask to 0 there")
+    return out
 
 def wpo_weights(token_logps: Tensor,  # [B, T] the policy's per-token log-probs (`token_logps`)
                 log_sum_sq_probs: Tensor,  # [B, T] `token_log_sum_sq_probs` of the same logits
                 mask: Tensor,  # [B, T] the mask both were computed with
                ) -> Tensor:  # [B] w(y) > 0, detached; a pair's weight is w(y_c) w(y_r)
     "WPO's sequence weight: exp of the mean over scored tokens of log p(y_t) - log sum_v p(v)^2 (Zhou et al. 2406.11827)."
-    check_same_shape(token_logps=token_logps, log_sum_sq_probs=log_sum_sq_probs)
+    check_logps("token_logps", token_logps); check_logps("log_sum_sq_probs", log_sum_sq_probs)
+    check_same_shape(values=False, token_logps=token_logps, log_sum_sq_probs=log_sum_sq_probs)
     scored = scored_mask(check_mask("mask", mask, tuple(token_logps.shape), like="token_logps"))
     # w = exp(sum_t [l_t - log sum_v p_t(v)^2] / |y|)
     aligned = torch.where(scored, token_logps.detach() - log_sum_sq_probs.detach(), 0.0)
+    if value_checks_enabled() and bool(torch.isnan(aligned.sum())) and bool(torch.isnan(aligned).any()):
+        b, t = (int(i) for i in torch.isnan(aligned).nonzero()[0])
+        raise ValueError(f"log_sum_sq_probs[{b}, {t}] = -inf (and token_logps[{b}, {t}] = -inf): a distribution has sum_v p(v)^2 >= 1/V > 0, "
+                         "so log_sum_sq_probs is never -inf; pass `token_log_sum_sq_probs` of the same logits")
     return (aligned.sum(-1) / scored.sum(-1).clamp(min=1)).exp()
 
 # %% ../nbs/00_core.ipynb #7daba2d9

@@ -91,12 +91,12 @@ def logits(*, vocab_at: tuple, **kw) -> Kind:
                 Bad("range-all-neginf-row", dead), Bad("dtype-bool", v.bool()), Bad("shape-2d", v[..., 0].clone()), *_types(v, False)]
     return Kind("logits", bads, batch=0, seq=1, logps=True, at=vocab_at, **kw)
 
-def labels(*, vocab: int, at: tuple, **kw) -> Kind:
-    "Token ids [B, T]: integers in [0, V) wherever scored. `at`: a scored position."
+def labels(*, vocab: int, at: tuple, shapes=("short",), **kw) -> Kind:
+    "Token ids [B, T]: integers in [0, V) wherever scored. `at`: a scored position. shapes=(): no partner fixes the last dimension."
     def bads(v):
         hi, lo = v.clone(), v.clone(); hi[at] = vocab; lo[at] = -1
         return [Bad("range-vocab", hi, number_pattern(vocab)), Bad("range-negative", lo, number_pattern(-1)),
-                Bad("dtype-float", v.float()), *_shapes(v, ("short",)), *_types(v, False)]
+                Bad("dtype-float", v.float()), *_shapes(v, shapes), *_types(v, False)]
     return Kind("labels", bads, batch=0, seq=1, **kw)
 
 def mask(*, none_ok=False, shapes=("B1", "short"), batch=0, seq=None, **kw) -> Kind:
@@ -107,13 +107,13 @@ def mask(*, none_ok=False, shapes=("B1", "short"), batch=0, seq=None, **kw) -> K
                 Bad("nan", _set(f, NAN), SHOW_NAN), *_shapes(v, shapes), *_types(v, none_ok)]
     return Kind("mask", bads, batch=batch, seq=seq, **kw)
 
-def lengths(*, none_ok=False, values=True, **kw) -> Kind:
+def lengths(*, none_ok=False, values=True, shapes=("B1", "short"), **kw) -> Kind:
     "Completion lengths [B]: positive integers (any dtype that holds them), exactly the batch shape. values=False: only the structure."
     def bads(v):
         vals = [Bad("range-zero", _set(v, 0.0), number_pattern(0.0)), Bad("range-negative", _set(v, -3.0), number_pattern(-3.0)),
                 Bad("range-fraction", _set(v, 2.5), number_pattern(2.5)), Bad("nan", _set(v, NAN), SHOW_NAN),
                 Bad("posinf", _set(v, INF), SHOW_INF), Bad("dtype-bool", v.bool())]
-        return (vals if values else []) + [*_shapes(v, ("B1", "short")), *_types(v, none_ok)]
+        return (vals if values else []) + [*_shapes(v, shapes), *_types(v, none_ok)]
     return Kind("lengths", bads, batch=0, **kw)
 
 def real(*, shapes=("B1", "short"), inf_ok=True, none_ok=False, list_ok=False, dtype=True, low=None, high=None, batch=0, at=None,
@@ -184,8 +184,8 @@ def choice(*, none_ok=False, **kw) -> Kind:
         return out + ([] if none_ok else [Bad("type-None", None)])
     return Kind("choice", bads, **kw)
 
-def distribution(*, positive: bool = True, none_ok=False, list_ok=False, **kw) -> Kind:
-    "A probability vector [K] (or [B, K]): entries > 0 (or >= 0), summing to 1, over exactly K actions."
+def distribution(*, positive: bool = True, none_ok=False, list_ok=False, short=True, **kw) -> Kind:
+    "A probability vector [K] (or [B, K]): entries > 0 (or >= 0), summing to 1, over exactly K actions. short=False: nothing fixes K."
     def bads(v):
         K = v.shape[-1]
         neg = torch.full_like(v, 1.0 / (K - 1)); neg[..., 0] = -0.25; neg = neg / neg.sum(-1, keepdim=True)
@@ -194,8 +194,8 @@ def distribution(*, positive: bool = True, none_ok=False, list_ok=False, **kw) -
         if positive:
             z = torch.full_like(v, 1.0 / (K - 1)); z[..., 0] = 0.0
             out.append(Bad("range-zero", z))
-        short = v[..., :-1] / v[..., :-1].sum(-1, keepdim=True)
-        return out + [Bad("shape-short", short), Bad("shape-K1", v.unsqueeze(-1) / v.unsqueeze(-1)), *_types(v, none_ok, list_ok)]
+        short_ = v[..., :-1] / v[..., :-1].sum(-1, keepdim=True)
+        return out + [Bad("shape-short", short_)] * short + [Bad("shape-K1", v.unsqueeze(-1) / v.unsqueeze(-1)), *_types(v, none_ok, list_ok)]
     return Kind("distribution", bads, **kw)
 
 def preferences(**kw) -> Kind:
@@ -360,6 +360,14 @@ def _table() -> dict[str, Entry | Reason]:
                                         dict(value=scalar_or_batch(0.0, 0.5, "left", B=3, named="eps", shapes=False), closed=choice()))
     T["core.check_distribution"] = Entry(core.check_distribution, lambda: dict(name="ref", p=skewed3(), K=3),
                                          dict(p=distribution(named="ref")))
+    T["core.check_logps"] = Entry(core.check_logps, lambda: dict(name="policy_logps", x=t(-1.0, -INF, 0.0)),
+                                  dict(x=logps(shapes=(), named="policy_logps", batch=None)))
+    T["core.check_lengths"] = Entry(core.check_lengths, lambda: dict(name="chosen_lengths", x=t(3.0, 1.0)),
+                                    dict(x=lengths(shapes=(), named="chosen_lengths")))
+    T["core.check_real"] = Entry(core.check_real, lambda: dict(name="margins", x=t(1.0, -2.0)),
+                                 dict(x=real(shapes=(), inf_ok=False, named="margins", batch=None)))
+    T["core.check_type"] = Entry(core.check_type, lambda: dict(name="config", value={}, types=dict), dict(value=obj(named="config")))
+    T["core.check_texts"] = Entry(core.check_texts, lambda: dict(name="texts", value=["a b"]), dict(value=texts(named="texts")))
     T["core.kl"] = Entry(core.kl, lambda: dict(log_p=skewed3().log(), log_q=uniform3().log()),
                          dict(log_p=logps(batch=None), log_q=logps(batch=None, shapes=("short",)), dim=integer(-1)))
     T["core.value_checks_enabled"] = Reason(NO_ARGS)
@@ -401,6 +409,8 @@ def _table() -> dict[str, Entry | Reason]:
     T["losses.Pair"] = Entry(losses.Pair, lambda: dict(**pair_values(*PAIR), f_divergence_type="reverse_kl", f_alpha_divergence_coef=0.5),
                              dict(**{k: logps(values=False, none_ok=True) if k in LOGPS_ARGS else lengths(values=False, none_ok=True) for k in PAIR},
                                   f_divergence_type=choice(), f_alpha_divergence_coef=scalar(None, None)))
+    T["losses.Interval"] = Reason(RECORD)
+    T["losses.declare_ranges"] = Reason("a decorator: declares the intervals a loss's hyperparameters are checked against (its losses' entries test them)")
     T["losses.pairwise"] = Reason("a decorator: registers a loss under names (registry keys) and checks its calls")
     T["losses.soft_bce"] = Entry(losses.soft_bce, lambda: dict(h=t(-1.0, 0.5, 3.0), p=0.7),
                                  dict(h=real(shapes=()), p=scalar_or_batch(0.0, 1.0, "both", B=3)))
@@ -559,9 +569,10 @@ def _table() -> dict[str, Entry | Reason]:
     for name in ("pair_weights", "leave_one_out", "empty_batch", "fill_batch", "kl_gradient", "logit_gradient"):
         T[f"toy.{name}"] = Reason(HOT.format("train", "run_bandit/train (BanditConfig)"))
     bandit_lp = lambda: torch.log_softmax(torch.linspace(0, 1, 10), 0)
+    # actions [R, N]: N, the samples per row, is the caller's choice (no partner fixes it, so no shape-short case)
     T["toy.make_batch"] = Entry(toy.make_batch, lambda: dict(actions=torch.tensor([[1, 5, 7, 2]]), reward=toy.bin_reward(10, 5.0, 2.0), logp=bandit_lp()[None],
                                                             log_ref=bandit_lp(), pairs="best_worst", min_reward_gap=0.0, behaviour_logp=None),
-                                dict(actions=labels(vocab=10, at=(0, 1)), reward=real(shapes=("short",), inf_ok=False, batch=None),
+                                dict(actions=labels(vocab=10, at=(0, 1), shapes=()), reward=real(shapes=("short",), inf_ok=False, batch=None),
                                      logp=logps(shapes=("short",)),
                                      log_ref=logps(shapes=("short",), batch=None), pairs=choice(), min_reward_gap=scalar(0.0, None, "left")))
     T["toy.Rule"] = Reason("the abstract base of the rules: no hyperparameters")
@@ -600,13 +611,14 @@ def _table() -> dict[str, Entry | Reason]:
                                                              device="cpu", K=10, n_samples=4, dataset_size=8, gamma=0.5),
                                 dict(algorithms=choice(), reward_center=scalar(0.0, 10.0, "left", list_ok=True), regime=choice(), steps=integer(1),
                                      seeds=integer(1),
-                                     lr=positive(), beta=positive(), device=device(), gamma=scalar(None, None)), unknown_kw=True)
+                                     lr=positive(), beta=positive(), device=device(), gamma=scalar(None, None, none_ok=True)), unknown_kw=True)  # None: SimPO's default
     T["toy.preset"] = Entry(toy.preset, lambda: dict(name="tajwar_ipo", steps=2), dict(name=choice()), unknown_kw=True)
     T["toy.reference_run"] = Entry(toy.reference_run, lambda: dict(cfg=_bandit_config(), run=toy.Run("sigmoid", "on_policy", 5.0, 0)),
                                    dict(cfg=obj(), run=obj()))
+    # target [K]: any K >= 2 (no partner fixes K, so no shape-short case)
     T["toy.fit_unimodal"] = Entry(toy.fit_unimodal, lambda: dict(target=toy.reference_distribution(10), divergence="forward", init_mean=3.0,
                                                                  init_std=1.0, steps=3, lr=0.05),
-                                  dict(target=distribution(), divergence=choice(), init_mean=scalar(None, None, none_ok=True), init_std=positive(none_ok=True),
+                                  dict(target=distribution(short=False), divergence=choice(), init_mean=scalar(None, None, none_ok=True), init_std=positive(none_ok=True),
                                        steps=integer(1), lr=positive()))
     T["toy.kl_frontier"] = Entry(
         toy.kl_frontier,
