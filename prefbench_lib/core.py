@@ -195,8 +195,8 @@ def check_logps(name: str,  # argument name, used in the error message
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of log-probabilities, got {type(x).__name__}: {x!r}")
     if not x.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor of log-probabilities, got dtype {x.dtype}")
     if x.numel() == 0 or not value_checks_enabled(): return x
-    # one reduction, no temporary: NaN propagates through max, and +inf or any p > 1 makes it positive
-    if bool(x.max() <= 0): return x
+    # one reduction, no temporary: NaN propagates through amax, and +inf or any p > 1 makes it positive
+    if x.amax().item() <= 0: return x
     bad = ~(x <= 0)
     idx = tuple(int(i) for i in bad.nonzero()[0])
     raise ValueError(f"{name} must hold log-probabilities <= 0 (-inf allowed, no NaN), got {name}[{', '.join(map(str, idx))}] = "
@@ -209,8 +209,9 @@ def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of token counts, got {type(x).__name__}: {x!r}")
     if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold token counts (integers), got dtype {x.dtype}")
     if x.numel() == 0 or not value_checks_enabled(): return x
-    # min >= 1 refuses 0, negatives and NaN; a float count must also be whole (frac is NaN at +-inf, so its sum is not 0)
-    if bool(x.min() >= 1) and (not x.is_floating_point() or bool(x.frac().abs().sum() == 0)): return x
+    # min >= 1 refuses 0, negatives and NaN; a float count >= 1 must also be whole: its fractional parts, all >= 0, sum to 0
+    # (frac is NaN at +inf, so the sum is not 0)
+    if x.amin().item() >= 1 and (not x.is_floating_point() or x.frac().sum().item() == 0): return x
     bad = ~(x >= 1) | (x.frac() != 0 if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool))
     idx = tuple(int(i) for i in bad.nonzero()[0])
     raise ValueError(f"{name} must be positive whole token counts, got {name}[{', '.join(map(str, idx))}] = {x[idx].item()}")
