@@ -187,7 +187,7 @@ def upcast(x: Tensor | None,  # any tensor, or None
     if x is None or x.dtype in (torch.float32, torch.float64): return x
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
-# %% ../nbs/00_core.ipynb #f0adc759
+# %% ../nbs/00_core.ipynb #779eb6a6
 def check_logps(name: str,  # argument name, used in the error message
                 x: Tensor,  # log-probabilities, any shape
                ) -> Tensor:  # `x`, unchanged
@@ -202,6 +202,7 @@ def check_logps(name: str,  # argument name, used in the error message
     raise ValueError(f"{name} must hold log-probabilities <= 0 (-inf allowed, no NaN), got {name}[{', '.join(map(str, idx))}] = "
                      f"{x[idx].item()} ({int(bad.sum())} of {x.numel()} entries are bad)")
 
+# %% ../nbs/00_core.ipynb #b8cbc60c
 def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
                   x: Tensor,  # token counts, any numeric dtype but bool
                  ) -> Tensor:  # `x`, unchanged
@@ -216,6 +217,7 @@ def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
     idx = tuple(int(i) for i in bad.nonzero()[0])
     raise ValueError(f"{name} must be positive whole token counts, got {name}[{', '.join(map(str, idx))}] = {x[idx].item()}")
 
+# %% ../nbs/00_core.ipynb #e7b95afa
 def check_real(name: str,  # argument name, e.g. "scores"
                x: Tensor,  # real values: scores, margins, rewards, weights
                *, allow_inf: bool | str = False,  # as `check_tensor`: True, "-inf" or False
@@ -225,6 +227,7 @@ def check_real(name: str,  # argument name, e.g. "scores"
     if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
     return check_tensor(name, x, allow_inf=allow_inf)
 
+# %% ../nbs/00_core.ipynb #d48954ae
 def check_type(name: str,  # argument name, e.g. "config"
                value,  # the argument
                types: type | tuple[type, ...],  # what it must be an instance of
@@ -234,6 +237,7 @@ def check_type(name: str,  # argument name, e.g. "config"
     if isinstance(value, ts) and not (isinstance(value, bool) and bool not in ts): return value
     raise ValueError(f"{name} must be {' or '.join(t.__name__ for t in ts)}, got {type(value).__name__}: {name}={value!r}"[:400])
 
+# %% ../nbs/00_core.ipynb #ed071a9d
 def check_texts(name: str,  # argument name, e.g. "texts"
                 value,  # a list (or tuple) of strings
                 *, empty_ok: bool = False,  # accept an empty list

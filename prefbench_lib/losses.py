@@ -191,7 +191,7 @@ class Pair:
         "`losses` with the rewards beta * rho_c, beta * rho_r: what a loss over the log-ratios returns."
         return LossOutput(losses, *self.rewards(beta))
 
-# %% ../nbs/01_losses.ipynb #22e44625
+# %% ../nbs/01_losses.ipynb #a9e02371
 class Interval(NamedTuple):
     "A hyperparameter's valid range, declared next to its loss as text: '[0, 0.5)', '(0, inf)', '(-inf, inf)'."
     low: float  # the lower end (-inf: unbounded)
@@ -232,6 +232,7 @@ def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) 
     door.ranges = ivs
     return door
 
+# %% ../nbs/01_losses.ipynb #1b9b8a3c
 def declare_ranges(**ranges: str,  # each keyword-only hyperparameter's interval, e.g. desirable_weight="(0, inf)"
                   ) -> Callable[[Callable], Callable]:
     "Decorator for a loss outside the `Pair` family (unpaired, listwise): hyperparameters checked against `ranges` at every call, unknown keywords refused."
