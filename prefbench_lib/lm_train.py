@@ -321,8 +321,10 @@ def pair_metrics(beta: float,  # the run's beta
     for k, v in logps.items(): check_logps(k, v)
     if len(check_same_shape(values=False, **logps)) != 1 or len(policy_chosen_logps) == 0:
         raise ValueError(f"policy_chosen_logps and the other log-probs must have shape [B] with B >= 1, got shape {tuple(policy_chosen_logps.shape)}")
+    logps = {k: v.detach() for k, v in logps.items()}  # metrics: numbers, no graph (float() of a grad tensor warns)
+    policy_chosen_logps, policy_rejected_logps = logps["policy_chosen_logps"], logps["policy_rejected_logps"]
     # r_c = beta (s_theta(y_c) - s_ref(y_c)),  r_r likewise
-    rc, rr = beta * (policy_chosen_logps - ref_chosen_logps), beta * (policy_rejected_logps - ref_rejected_logps)
+    rc, rr = beta * (policy_chosen_logps - logps["ref_chosen_logps"]), beta * (policy_rejected_logps - logps["ref_rejected_logps"])
     out = {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
            "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(policy_chosen_logps.mean()),
            "logps/rejected": float(policy_rejected_logps.mean()),

@@ -254,7 +254,7 @@ def declare_ranges(**ranges: str,  # each keyword-only hyperparameter's interval
 def pairwise(*names: str,  # the names it is registered under: its own first, then aliases
              f_divergence: bool = True,  # does it read the log-ratios, so that any f-divergence composes with it?
              registry: dict | None = None,  # where to register it; None: LOSSES
-             **ranges: str,  # each hyperparameter's valid interval, e.g. label_smoothing="[0, 0.5)": all of them, or a TypeError
+             **ranges: str,  # each hyperparameter's valid interval, e.g. label_smoothing="[0, 0.5)"; one missing is a ValueError at definition
             ) -> Callable[[Callable[..., LossOutput]], Callable[..., LossOutput]]:
     "Decorator: check a loss's arguments at the door (hyperparameters against their declared `ranges`) and its losses on the way out, and register it under `names`."
     def deco(body: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
