@@ -21,7 +21,7 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
            'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
-           'check_lengths', 'check_real', 'check_type', 'check_texts', 'kl', 'register', 'scored_mask',
+           'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl', 'register', 'scored_mask',
            'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs',
            'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device', 'seed_everything', 'data_dir',
            'save_frame']
@@ -190,12 +190,14 @@ def upcast(x: Tensor | None,  # any tensor, or None
 # %% ../nbs/00_core.ipynb #779eb6a6
 def check_logps(name: str,  # argument name, used in the error message
                 x: Tensor,  # log-probabilities, any shape
+                *, later: list | None = None,  # on an accelerator, append the scan here for `settle_checks` instead of syncing now
                ) -> Tensor:  # `x`, unchanged
     "Raise `ValueError` naming `name` unless `x` is a floating-point tensor of log-probabilities: <= 0, -inf allowed, no NaN."
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of log-probabilities, got {type(x).__name__}: {x!r}")
     if not x.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor of log-probabilities, got dtype {x.dtype}")
     if x.numel() == 0 or not value_checks_enabled(): return x
-    # one reduction, no temporary: NaN propagates through amax, and +inf or any p > 1 makes it positive
+    # one reduction, no temporary: NaN propagates through amax, and +inf or any p > 1 makes it positive (bad iff not <= 0)
+    if later is not None and _defer(x): later.append((check_logps, name, x, x.amax())); return x
     if x.amax().item() <= 0: return x
     bad = ~(x <= 0)
     idx = tuple(int(i) for i in bad.nonzero()[0])
@@ -205,17 +207,37 @@ def check_logps(name: str,  # argument name, used in the error message
 # %% ../nbs/00_core.ipynb #b8cbc60c
 def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
                   x: Tensor,  # token counts, any numeric dtype but bool
+                  *, later: list | None = None,  # on an accelerator, append the scan here for `settle_checks` instead of syncing now
                  ) -> Tensor:  # `x`, unchanged
     "Raise `ValueError` naming `name` unless `x` holds positive whole numbers (token counts)."
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of token counts, got {type(x).__name__}: {x!r}")
     if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold token counts (integers), got dtype {x.dtype}")
     if x.numel() == 0 or not value_checks_enabled(): return x
+    if later is not None and _defer(x):  # bad iff 1 - min > 0 or the fractional parts do not sum to 0 (NaN propagates)
+        flag = 1 - x.amin().float()
+        later.append((check_lengths, name, x, torch.maximum(flag, x.frac().sum().float()) if x.is_floating_point() else flag)); return x
     # min >= 1 refuses 0, negatives and NaN; a float count >= 1 must also be whole: its fractional parts, all >= 0, sum to 0
     # (frac is NaN at +inf, so the sum is not 0)
     if x.amin().item() >= 1 and (not x.is_floating_point() or x.frac().sum().item() == 0): return x
     bad = ~(x >= 1) | (x.frac() != 0 if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool))
     idx = tuple(int(i) for i in bad.nonzero()[0])
     raise ValueError(f"{name} must be positive whole token counts, got {name}[{', '.join(map(str, idx))}] = {x[idx].item()}")
+
+# %% ../nbs/00_core.ipynb #85d226e3
+def _defer(x: Tensor) -> bool:
+    "Is a scan of x worth deferring to one sync (an accelerator), rather than read now (the CPU)?"
+    return x.device.type != "cpu"
+
+def settle_checks(later: list,  # (check, name, tensor, flag) from `check_logps`/`check_lengths` with later=; emptied
+                  *scalars: Tensor,  # 0-d tensors the caller wants read in the same sync (e.g. a loss sum)
+                 ) -> list[float]:  # the scalars' values
+    "Read every deferred scan and `scalars` in one host-device sync; a scan that came back bad re-runs its check, which raises by name."
+    if not later: return [s.item() for s in scalars]
+    values = torch.stack([*(f.float() for *_, f in later), *(s.float() for s in scalars)]).tolist()
+    pending, later[:] = list(later), []
+    for (check, name, x, _), v in zip(pending, values):
+        if not v <= 0: check(name, x)  # the flag is bad iff not <= 0 (NaN too): the check, run at once, names the argument
+    return values[len(pending):]
 
 # %% ../nbs/00_core.ipynb #e7b95afa
 def check_real(name: str,  # argument name, e.g. "scores"

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask, check_positive,
-                                 check_real, check_same_shape, check_tensor, check_type, register, upcast, value_checks_enabled)
+                                 check_real, check_same_shape, check_tensor, check_type, register, settle_checks, upcast,
+                                 value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # only `curriculum_pairs` builds a frame, and imports pandas when called
 
@@ -123,6 +124,7 @@ class Pair:
         self.f_divergence_type = check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
         self.f_alpha_divergence_coef = check_in_interval("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
         self._t = {}  # upcast inputs, filled on first use
+        self._later = []  # the inputs' scans, on an accelerator: read with the loss sum in one sync (`core.settle_checks`)
         self.reader = "pairwise"  # the loss reading it now, for error messages (set by `pairwise`)
 
     def get(self, k: str) -> Tensor:
@@ -133,7 +135,7 @@ class Pair:
             hint = " (completion token counts)" if k.endswith("_lengths") else ""
             raise ValueError(f"loss {self.reader!r} needs {k}{hint}, got {k}=None")
         # log-probs: floating point, <= 0, no NaN (one max); lengths: positive whole counts (a min and, for floats, one sum)
-        check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)
+        check_lengths(k, v, later=self._later) if k.endswith("_lengths") else check_logps(k, v, later=self._later)
         self._t[k] = upcast(v)
         return self._t[k]
 
@@ -272,9 +274,9 @@ def pairwise(*names: str,  # the names it is registered under: its own first, th
                                  f"f_divergence_type must be 'reverse_kl', got f_divergence_type={pair.f_divergence_type!r}")
             pair.reader = names[0]
             out = body(pair, beta=beta, **hyperparameters)
-            # one reduction checks every input the loss read: a NaN there makes the loss NaN, a zero length makes it
-            # NaN (an empty completion has rho = 0/0) or infinite; only then do we look for the argument to blame
-            if value_checks_enabled() and not math.isfinite(out.losses.sum().item()): pair.blame(out.losses)
+            # one more reduction: -inf - (-inf) in the inputs makes the loss NaN; only then do we look for the argument to blame.
+            # On an accelerator the inputs' scans are read in the same sync (`settle_checks`), which raises for a bad input.
+            if value_checks_enabled() and not math.isfinite(settle_checks(pair._later, out.losses.sum())[0]): pair.blame(out.losses)
             return out
         loss.names, loss.f_divergence, loss.hyperparameter_names, loss.ranges = names, f_divergence, own, door.ranges
         for n in names: register(LOSSES if registry is None else registry, n, loss, what="loss")

@@ -368,6 +368,7 @@ def _table() -> dict[str, Entry | Reason]:
                                  dict(x=real(shapes=(), inf_ok=False, named="margins", batch=None)))
     T["core.check_type"] = Entry(core.check_type, lambda: dict(name="config", value={}, types=dict), dict(value=obj(named="config")))
     T["core.check_texts"] = Entry(core.check_texts, lambda: dict(name="texts", value=["a b"]), dict(value=texts(named="texts")))
+    T["core.settle_checks"] = Reason("reads the scans check_logps/check_lengths deferred (later=) and re-runs any bad one, which names it")
     T["core.kl"] = Entry(core.kl, lambda: dict(log_p=skewed3().log(), log_q=uniform3().log()),
                          dict(log_p=logps(batch=None), log_q=logps(batch=None, shapes=("short",)), dim=integer(-1)))
     T["core.value_checks_enabled"] = Reason(NO_ARGS)

@@ -175,3 +175,27 @@ def test_every_loss_has_an_honest_signature():
     LOSSES.update(before)
     def sigmoid_loss(pair, *, beta): ...  # another function under a taken name
     with pytest.raises(ValueError, match="already registered"): pairwise("sigmoid")(sigmoid_loss)
+
+
+@pytest.mark.parametrize("name", ["dpo", "ipo", "simpo", "hinge"])
+def test_deferred_scans_as_on_an_accelerator(name, monkeypatch):
+    "With the input scans deferred to one sync (as on a GPU), a good batch gives the same loss and every bad input is still named."
+    from prefbench_lib import core
+    pc, pr, rc, rr = (torch.tensor(v) for v in ([-5.0, -7.0], [-8.0, -6.5], [-6.0, -6.5], [-7.0, -7.0]))
+    lc, lr = torch.tensor([3.0, 4.0]), torch.tensor([2.0, 5.0])
+    call = lambda *xs, lc=lc: LOSSES[name](Pair(*xs, chosen_lengths=lc, rejected_lengths=lr), beta=0.5, **HPARAMS.get(name, {}))
+    want = call(pc, pr, rc, rr).losses
+    syncs = []
+    monkeypatch.setattr(core, "_defer", lambda x: True)
+    monkeypatch.setattr(core, "settle_checks", lambda later, *s, f=core.settle_checks: syncs.append(len(later)) or f(later, *s))
+    import prefbench_lib.losses as L
+    monkeypatch.setattr(L, "settle_checks", core.settle_checks)
+    torch.testing.assert_close(call(pc, pr, rc, rr).losses, want)
+    assert syncs and syncs[-1] >= 2  # the scans were deferred, then read together in one settle
+    with pytest.raises(ValueError, match=r"policy_rejected_logps must hold log-probabilities <= 0 .* = 0\.5"):
+        call(pc, pr.clone().fill_(0.5), rc, rr)
+    with pytest.raises(ValueError, match=r"policy_chosen_logps must hold log-probabilities <= 0 .* = nan"):
+        call(pc.clone().fill_(math.nan), pr, rc, rr)
+    if name in ("ipo", "simpo"):
+        with pytest.raises(ValueError, match=r"chosen_lengths must be positive whole token counts, got chosen_lengths\[0\] = 2\.5"):
+            call(pc, pr, rc, rr, lc=torch.tensor([2.5, 4.0]))
