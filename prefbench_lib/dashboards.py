@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import os
 import shlex
 import socket
@@ -41,7 +42,7 @@ __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING
            'figure', 'axes', 'grid', 'ModeSeekingExplorer', 'band', 'reference_policy', 'NashExplorer', 'runs_root',
            'read_run', 'RunsFound', 'read_runs', 'RunsExplorer', 'Dashboard', 'MarginsDashboard',
            'ModeSeekingDashboard', 'NashDashboard', 'RunsDashboard', 'Page', 'page', 'index_page', 'websocket_origins',
-           'serialize_busy_state', 'serve']
+           'serialize_busy_state', 'quiet_closed_sockets', 'serve']
 
 # %% ../nbs/11_dashboards.ipynb #e876b7a3
 def hyperparameter_class(loss: str,  # a name in LOSSES
@@ -940,6 +941,20 @@ def serialize_busy_state(state=None,  # Panel's global state object; None: `pn.s
         locked._serialized = True
         setattr(state, name, locked)
 
+# %% ../nbs/11_dashboards.ipynb #8432ea28
+class _ClosedSocketFilter(logging.Filter):
+    "Drop asyncio's log record of a task that failed only because its websocket was already closed."
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tornado.iostream import StreamClosedError
+        from tornado.websocket import WebSocketClosedError
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (WebSocketClosedError, StreamClosedError))
+
+def quiet_closed_sockets() -> logging.Filter:
+    "Keep a closed browser tab's unfinished websocket writes out of the server log (installed once on asyncio's logger)."
+    log = logging.getLogger("asyncio")
+    return next((f for f in log.filters if isinstance(f, _ClosedSocketFilter)), None) or (log.addFilter(f := _ClosedSocketFilter()) or f)
+
 # %% ../nbs/11_dashboards.ipynb #c260544d
 def serve(port: int = 5006,  # 0: a free port
           address: str = "127.0.0.1",  # the interface to bind; anything but loopback needs allow_websocket_origin
@@ -955,6 +970,7 @@ def serve(port: int = 5006,  # 0: a free port
     origins = websocket_origins(address, port, allow)
     pn.config.nthreads = check_int("threads", threads, 1)
     if threads > 1: serialize_busy_state()  # Panel's busy counter is not thread-safe
+    quiet_closed_sockets()  # a tab closed mid-update is not an error
     apps = {"/": index_page, **{slug: (lambda slug=slug: page(slug)) for slug in PAGES}}
     titles = {"/": "prefbench dashboards", **{slug: f"prefbench · {p.dashboard.TITLE}" for slug, p in PAGES.items()}}
     # warm: build every page once before serving, so the first visitor finds the default runs in the cache

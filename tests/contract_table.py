@@ -717,6 +717,7 @@ def _table() -> dict[str, Entry | Reason]:
     T["dashboards.websocket_origins"] = Entry(dashboards.websocket_origins, lambda: dict(address="127.0.0.1", port=5006, allow=["example.org:80"]),
                                               dict(address=text(), port=integer(0, 65535), allow=texts()))
     T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: makes Panel's global busy counter thread-safe (serve calls it); no data arguments")
+    T["dashboards.quiet_closed_sockets"] = Reason(NO_ARGS)
     T["dashboards.serve"] = Reason("starts a web server (blocking); its arguments are checked before serving (test_dashboards, test_cli)")
 
     # ---------------- widgets ----------------
