@@ -21,10 +21,10 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
            'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
-           'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl', 'register', 'scored_mask',
-           'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs',
-           'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device', 'seed_everything', 'data_dir',
-           'save_frame']
+           'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl', 'log_ratio', 'register',
+           'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps',
+           'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device',
+           'seed_everything', 'data_dir', 'save_frame']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def check_tensor(name: str,  # argument name, used in the error message
@@ -286,6 +286,24 @@ def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
     if bool(torch.isfinite(out).all()): return out  # the common case: one pass, no masks
     on = p > 0  # the terms with p(a) = 0 are 0 (and so is their gradient), whatever q(a) is
     return torch.where(on, p * (torch.where(on, log_p, 0.0) - torch.where(on, log_q, 0.0)), 0.0).sum(dim)
+
+# %% ../nbs/00_core.ipynb #2e34a40b
+def log_ratio(a_name: str, a: Tensor,  # log-probabilities s_a, and the argument they came in as
+              b_name: str, b: Tensor,  # log-probabilities s_b, of a's shape
+              *, empty_ok: bool = False,  # accept a batch of 0 entries (an empty result); otherwise refused, naming a
+             ) -> Tensor:  # s_a - s_b, in at least float32
+    "log(p_a / p_b) from two checked log-prob tensors of one shape; a ValueError naming both where both are -inf (0 / 0 has no ratio)."
+    check_logps(a_name, a); check_logps(b_name, b)
+    check_same_shape(values=False, **{a_name: a, b_name: b})
+    if a.numel() == 0 and not empty_ok: raise ValueError(f"{a_name} is empty (shape {tuple(a.shape)}): a batch needs at least one completion")
+    # log(p_a / p_b) = s_a - s_b
+    d = upcast(a) - upcast(b)
+    # -inf - (-inf) is NaN: one sum finds it (a NaN sum with no NaN inside is +inf + -inf, both defined)
+    if value_checks_enabled() and bool(torch.isnan(d.sum())) and bool(torch.isnan(d).any()):
+        at = ", ".join(str(int(i)) for i in torch.isnan(d).nonzero()[0])
+        raise ValueError(f"{a_name}[{at}] and {b_name}[{at}] are both -inf: the completion has probability 0 under both, so their "
+                         "log-ratio is undefined; drop it from the batch")
+    return d
 
 # %% ../nbs/00_core.ipynb #339b3554
 def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)

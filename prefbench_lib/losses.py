@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask, check_positive,
-                                 check_real, check_same_shape, check_tensor, check_type, register, settle_checks, upcast,
-                                 value_checks_enabled)
+                                 check_real, check_same_shape, check_tensor, check_type, log_ratio, register, settle_checks,
+                                 upcast, value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # only `curriculum_pairs` builds a frame, and imports pandas when called
 
@@ -639,24 +639,10 @@ def loss_mixture(pair: Pair,  # the batch every term reads
                    {n: o.losses.detach() for n, o in zip(names, outs)})
 
 # %% ../nbs/01_losses.ipynb #50aeaac2
-def _log_ratio(policy_name: str, policy: Tensor, ref_name: str, ref: Tensor) -> Tensor:
-    "rho = s_theta - s_ref of two checked log-prob tensors of one non-empty shape; -inf - (-inf) refused, naming both."
-    check_logps(policy_name, policy); check_logps(ref_name, ref)
-    check_same_shape(values=False, **{policy_name: policy, ref_name: ref})
-    if policy.numel() == 0: raise ValueError(f"{policy_name} is empty (shape {tuple(policy.shape)}): a batch needs at least one completion")
-    # rho = s_theta(y) - s_ref(y)
-    rho = upcast(policy) - upcast(ref)
-    if value_checks_enabled() and bool(torch.isnan(rho.sum())) and bool(torch.isnan(rho).any()):  # -inf - (-inf): no log-ratio
-        i = tuple(int(j) for j in torch.isnan(rho).nonzero()[0])
-        at = ", ".join(map(str, i))
-        raise ValueError(f"{policy_name}[{at}] and {ref_name}[{at}] are both -inf: the completion has probability 0 under both "
-                         "models, so its log-ratio is undefined; drop it from the batch")
-    return rho
-
 def _unpaired(policy_logps: Tensor, ref_logps: Tensor, desirable: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     "Validate unpaired inputs; return (rho, desirable as bool)."
     check_positive("beta", beta)
-    rho = _log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)
+    rho = log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)
     return rho, check_mask("desirable", desirable, tuple(policy_logps.shape), like="policy_logps")
 
 def _split_rewards(r: Tensor, desirable: Tensor) -> tuple[Tensor, Tensor]:
@@ -668,7 +654,7 @@ def kto_kl_ref_point(policy_kl_logps: Tensor,  # [B] s_theta(y' | x) for mismatc
                     ) -> Tensor:  # scalar z_0 >= 0, detached
     "KTO's reference point: max(0, mean over mismatched pairs of s_theta - s_ref), detached."
     # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x)))
-    return _log_ratio("policy_kl_logps", policy_kl_logps, "ref_kl_logps", ref_kl_logps).mean().clamp(min=0).detach()
+    return log_ratio("policy_kl_logps", policy_kl_logps, "ref_kl_logps", ref_kl_logps).mean().clamp(min=0).detach()
 
 @declare_ranges(kl_ref_point="[0, inf)", desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tokens

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (adam_step, check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask,
-                                check_positive, check_real, check_same_shape, check_type, get_device, kl, upcast,
-                                value_checks_enabled)
+                                check_positive, check_real, check_same_shape, check_type, get_device, kl, log_ratio,
+                                upcast, value_checks_enabled)
 from .losses import LOSSES, LossOutput, Pair
 
 if TYPE_CHECKING: import pandas as pd  # the history frame is built with pandas, imported when it is
@@ -25,19 +25,6 @@ __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_acc
            'idealized_ranking_accuracy', 'dpo_flip_threshold', 'PairProblem', 'pair_problem', 'PairRun', 'train_pairs']
 
 # %% ../nbs/07_margins.ipynb #cd7fe71a
-def _log_ratio(a_name: str, a: Tensor,  # log-probabilities s_a, and the argument they came in
-               b_name: str, b: Tensor,  # log-probabilities s_b, of a's shape
-              ) -> Tensor:  # s_a - s_b, in at least float32
-    "log(p_a / p_b) from log-probabilities; a ValueError naming both arguments where both are -inf (0 / 0 has no ratio)."
-    # log(p_a / p_b) = s_a - s_b
-    d = upcast(a) - upcast(b)
-    # -inf - (-inf) is NaN: one sum finds it (a NaN sum with no NaN inside is +inf + -inf, both defined)
-    if value_checks_enabled() and bool(torch.isnan(d.sum())) and bool(torch.isnan(d).any()):
-        i = ", ".join(map(str, torch.isnan(d).nonzero()[0].tolist()))
-        raise ValueError(f"{a_name}[{i}] and {b_name}[{i}] are both -inf: probability 0 under both, so their log-ratio is undefined; "
-                         "drop that entry")
-    return d
-
 def _nonempty(name: str, x: Tensor, what: str) -> None:
     "Refuse a batch of no examples, naming it: an accuracy over it would be 0 / 0."
     if x.ndim and x.shape[0] == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): an accuracy over no {what} is undefined")
@@ -49,10 +36,8 @@ def implicit_rewards(policy_logps: Tensor,  # [B] s_theta(y)
                     ) -> Tensor:  # [B] beta * (s_theta - s_ref), detached
     "DPO's implicit reward of each completion."
     check_positive("beta", beta)
-    check_logps("policy_logps", policy_logps); check_logps("ref_logps", ref_logps)
-    check_same_shape(values=False, policy_logps=policy_logps, ref_logps=ref_logps)
     # r = beta (s_theta(y) - s_ref(y))
-    return (beta * _log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)).detach()
+    return (beta * log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps, empty_ok=True)).detach()
 
 def reward_margins(out: LossOutput,  # what a loss in LOSSES returned
                   ) -> Tensor:  # [B] chosen_rewards - rejected_rewards (TRL's "rewards/margins" before the mean)
@@ -126,7 +111,7 @@ def idealized_ranking_accuracy(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
     a = alpha if isinstance(alpha, Tensor) else torch.tensor(float(alpha), dtype=torch.float64)
     if a.ndim: check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, alpha=a)
     _nonempty("ref_chosen_logps", ref_chosen_logps, "pairs")
-    ref_gap = _log_ratio("ref_chosen_logps", ref_chosen_logps, "ref_rejected_logps", ref_rejected_logps)
+    ref_gap = log_ratio("ref_chosen_logps", ref_chosen_logps, "ref_rejected_logps", ref_rejected_logps)
     # log pi_ref(y_w)/pi_ref(y_l) + (1/beta) logit(alpha), alpha clipped to [eps, 1 - eps]
     return float(((ref_gap + torch.logit(a.to(ref_gap).clamp(eps, 1 - eps)) / beta) > 0).float().mean())
 
@@ -136,10 +121,8 @@ def dpo_flip_threshold(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                       ) -> Tensor:  # [B] the DPO loss at or below which the pair is ranked correctly
     "Theorem 4.1 of Chen et al.: pi ranks (y_w, y_l) correctly iff L_DPO <= -log sigma(beta c), c = log pi_ref(y_l)/pi_ref(y_w)."
     check_positive("beta", beta)
-    check_logps("ref_chosen_logps", ref_chosen_logps); check_logps("ref_rejected_logps", ref_rejected_logps)
-    check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     # c = log pi_ref(y_l) - log pi_ref(y_w)
-    c = _log_ratio("ref_rejected_logps", ref_rejected_logps, "ref_chosen_logps", ref_chosen_logps)
+    c = log_ratio("ref_rejected_logps", ref_rejected_logps, "ref_chosen_logps", ref_chosen_logps, empty_ok=True)
     # threshold = -log sigma(beta c)
     return -F.logsigmoid(beta * c)
 

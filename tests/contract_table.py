@@ -368,6 +368,8 @@ def _table() -> dict[str, Entry | Reason]:
                                  dict(x=real(shapes=(), inf_ok=False, named="margins", batch=None)))
     T["core.check_type"] = Entry(core.check_type, lambda: dict(name="config", value={}, types=dict), dict(value=obj(named="config")))
     T["core.check_texts"] = Entry(core.check_texts, lambda: dict(name="texts", value=["a b"]), dict(value=texts(named="texts")))
+    T["core.log_ratio"] = Entry(core.log_ratio, lambda: dict(a_name="policy_logps", a=t(-5.0, -7.0, -6.0), b_name="ref_logps", b=t(-6.0, -6.5, -7.0)),
+                                dict(a=logps(named="policy_logps"), b=logps(named="ref_logps")))
     T["core.settle_checks"] = Reason("reads the scans check_logps/check_lengths deferred (later=) and re-runs any bad one, which names it")
     T["core.kl"] = Entry(core.kl, lambda: dict(log_p=skewed3().log(), log_q=uniform3().log()),
                          dict(log_p=logps(batch=None), log_q=logps(batch=None, shapes=("short",)), dim=integer(-1)))
