@@ -20,13 +20,17 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
-           'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast', 'check_logps',
-           'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl', 'log_ratio', 'register',
-           'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps', 'ld_sequence_logps',
-           'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step', 'get_device',
-           'seed_everything', 'data_dir', 'save_frame']
+           'check_scalar', 'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast',
+           'check_logps', 'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl',
+           'log_ratio', 'blame_nonfinite', 'register', 'scored_mask', 'completion_lengths', 'token_logps',
+           'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy',
+           'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame', 'check_fits']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
+def _refuse_meta(name: str, x: Tensor) -> None:
+    "A tensor on the meta device has a shape and no data: nothing can be computed from it (an O(1) attribute check)."
+    if x.is_meta: raise ValueError(f"{name} is on the meta device (a shape without data): pass a tensor on cpu or an accelerator")
+
 def check_tensor(name: str,  # argument name, used in the error message
                  x: Tensor,  # tensor to check
                  *, allow_inf: bool | str = True,  # True: +-inf allowed; "-inf": only -inf (log-probs, logits); False: neither
@@ -35,6 +39,7 @@ def check_tensor(name: str,  # argument name, used in the error message
     if allow_inf is not True and allow_inf is not False and allow_inf != "-inf":
         raise ValueError(f"allow_inf must be one of True, False, '-inf'; got allow_inf={allow_inf!r}")
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}: {x!r}")
+    _refuse_meta(name, x)
     if not (x.is_floating_point() or x.is_complex()): return x
     # fast path: one reduction, no [x.shape] bool temporary. NaN propagates through a sum; so do +-inf.
     total = x.sum()
@@ -57,6 +62,7 @@ def check_same_shape(*, values: bool = True,  # also check each tensor's values 
     for k, v in named:
         if values: check_tensor(k, v)
         elif not isinstance(v, Tensor): raise ValueError(f"{k} must be a torch.Tensor, got {type(v).__name__}: {v!r}")
+        else: _refuse_meta(k, v)
     if not named: return None
     k0, v0 = named[0]
     for k, v in named[1:]:
@@ -66,13 +72,27 @@ def check_same_shape(*, values: bool = True,  # also check each tensor's values 
     return v0.shape
 
 # %% ../nbs/00_core.ipynb #92d23ad7
+def _real_number(value) -> bool:
+    "A real Python or NumPy number (not a bool, not complex)."
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+def _finite(value) -> bool:
+    "A real number a float holds, and finite: an int beyond 1.8e308 (10**400) is not."
+    try: return math.isfinite(value)
+    except OverflowError: return False
+
+def _shown(value) -> str:
+    "repr(value), with a huge integer shortened to its first digits and its length."
+    r = repr(value)
+    return r if len(r) <= 40 else f"{r[:12]}...({len(r)} digits)"
+
 def check_positive(name: str,  # argument name, e.g. "beta"
-                   value: float,  # must be a finite number > 0
+                   value: float,  # must be a finite number > 0 (Python or NumPy)
                   ) -> float:  # `value`, unchanged
     "Raise `ValueError` naming `name` unless `value` is a finite number greater than 0."
     if type(value) is float and 0 < value < math.inf: return value  # the common case, fast
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
+    if not _real_number(value) or not _finite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {name}={_shown(value)}")
     return value
 
 # %% ../nbs/00_core.ipynb #0d9ad921
@@ -105,19 +125,35 @@ def check_in_interval(name: str,  # argument name, e.g. "label_smoothing"
                      ) -> float | Tensor:  # `value`, unchanged
     "Raise `ValueError` naming `name` unless every entry of `value` lies in the interval from `low` to `high`."
     check_choice("closed", closed, ("both", "left", "right", "neither"))
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, Tensor)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
-        raise ValueError(f"{name} must be a number (or a tensor of numbers), got {type(value).__name__}: {name}={value!r}")
+    scalar = _real_number(value)
+    if not scalar and not (isinstance(value, Tensor) and value.dtype != torch.bool and not value.is_complex()):
+        raise ValueError(f"{name} must be a number (or a tensor of numbers), got {type(value).__name__}: {name}={value!r}"[:400])
+    brackets = ("[" if closed in ("both", "left") else "(") + f"{low}, {high}" + ("]" if closed in ("both", "right") else ")")
+    if scalar and not _finite(value) and not isinstance(value, (float, np.floating)):  # an int a float cannot hold (10**400)
+        raise ValueError(f"{name} must be a number in {brackets} that a float holds, got {name}={_shown(value)}")
+    if not scalar: _refuse_meta(name, value)
     def inside(t):  # works on Python numbers and on tensors; NaN fails both comparisons
         return (t >= low if closed in ("both", "left") else t > low) & (t <= high if closed in ("both", "right") else t < high)
-    scalar = isinstance(value, (int, float, np.number))
     t = value if scalar else torch.as_tensor(value, dtype=torch.float64)  # plain numbers never touch torch: fast
     ok = inside(t) if scalar else inside(t).all()
     if not bool(ok):
         bad = value if scalar else t[~inside(t)].flatten()[0].item()
-        brackets = ("[" if closed in ("both", "left") else "(") + f"{low}, {high}" + ("]" if closed in ("both", "right") else ")")
         shown = f"{name}={value!r}" if scalar or t.ndim == 0 else f"an entry of {name} equal to {bad:.7g}"
         raise ValueError(f"{name} must be in {brackets}, got {shown}")
     return value
+
+# %% ../nbs/00_core.ipynb #97e32c22
+def check_scalar(name: str,  # argument name, e.g. "label_smoothing"
+                 value: float | Tensor,  # a number or a 0-d tensor; with `batch`, also a tensor of exactly that shape
+                 low: float, high: float,  # interval ends
+                 *, closed: str = "both",  # which ends belong to it, as `check_in_interval`
+                 batch: tuple[int, ...] | None = None,  # the batch shape a per-example value may have; None: scalars only
+                ) -> float | Tensor:  # `value`, unchanged
+    "Raise `ValueError` naming `name` unless `value` is a scalar hyperparameter in the interval: a number, a 0-d tensor, or (given `batch`) a tensor of exactly the batch shape."
+    if isinstance(value, Tensor) and value.ndim and (batch is None or tuple(value.shape) != tuple(batch)):
+        allowed = "a number or a 0-d tensor" + ("" if batch is None else f", or a tensor of the batch shape {tuple(batch)}")
+        raise ValueError(f"{name} must be {allowed}, got a tensor of shape {tuple(value.shape)} (a hyperparameter is never broadcast)")
+    return check_in_interval(name, value, low, high, closed=closed)
 
 # %% ../nbs/00_core.ipynb #e35411e9
 def check_distribution(name: str,  # argument name, e.g. "ref"
@@ -171,6 +207,7 @@ def check_mask(name: str,  # argument name, used in the error message
               ) -> Tensor:  # `mask` as bool
     "Raise `ValueError` naming `name` unless `mask` is a tensor of the given shape holding only 0 and 1."
     if not isinstance(mask, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}: {mask!r}")
+    _refuse_meta(name, mask)
     if shape is not None and tuple(mask.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}{' to match ' + like if like else ''}, got shape {tuple(mask.shape)}")
     if mask.dtype == torch.bool: return mask
@@ -195,6 +232,7 @@ def check_logps(name: str,  # argument name, used in the error message
     "Raise `ValueError` naming `name` unless `x` is a floating-point tensor of log-probabilities: <= 0, -inf allowed, no NaN."
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of log-probabilities, got {type(x).__name__}: {x!r}")
     if not x.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor of log-probabilities, got dtype {x.dtype}")
+    _refuse_meta(name, x)  # before the switch: a shape without data is never a log-prob
     if x.numel() == 0 or not value_checks_enabled(): return x
     # one reduction, no temporary: NaN propagates through amax, and +inf or any p > 1 makes it positive (bad iff not <= 0)
     if later is not None and _defer(x): later.append((check_logps, name, x, x.amax())); return x
@@ -212,6 +250,7 @@ def check_lengths(name: str,  # argument name, e.g. "chosen_lengths"
     "Raise `ValueError` naming `name` unless `x` holds positive whole numbers (token counts)."
     if not isinstance(x, Tensor): raise ValueError(f"{name} must be a torch.Tensor of token counts, got {type(x).__name__}: {x!r}")
     if x.dtype == torch.bool or x.is_complex(): raise ValueError(f"{name} must hold token counts (integers), got dtype {x.dtype}")
+    _refuse_meta(name, x)
     if x.numel() == 0 or not value_checks_enabled(): return x
     if later is not None and _defer(x):  # bad iff 1 - min > 0 or the fractional parts do not sum to 0 (NaN propagates)
         flag = 1 - x.amin().float()
@@ -305,6 +344,31 @@ def log_ratio(a_name: str, a: Tensor,  # log-probabilities s_a, and the argument
                          "log-ratio is undefined; drop it from the batch")
     return d
 
+# %% ../nbs/00_core.ipynb #2c38d886
+def blame_nonfinite(who: str,  # the function, for the message, e.g. "loss 'sigmoid'"
+                    values: Tensor,  # [B, ...] its per-example results
+                    /,
+                    **inputs: Tensor | None,  # name=tensor of what it read, each [B, ...]; None skipped
+                   ) -> None:  # nothing: it returns only when every value is finite
+    "Raise `ValueError` at the first non-finite entry of `values`, naming the inputs that hold +-inf there (else anywhere), or an overflow; return if all are finite."
+    bad = ~torch.isfinite(values.detach())
+    if not bool(bad.any()): return  # (a sum of finite values overflowed, no entry did)
+    i = int(bad.reshape(len(values), -1).any(1).nonzero()[0])
+    v = values.detach()[i].flatten()[~torch.isfinite(values.detach()[i].flatten())][0].item()
+    def infinite(k, x, rows):  # "k[i, j] = -inf" for the infinite entries of x in `rows`
+        at = (~torch.isfinite(x[rows])).nonzero()
+        return [f"{k}[{', '.join(str(int(j)) for j in (([i] if isinstance(rows, int) else []) + p.tolist()))}] = {x[rows][tuple(p)].item()}"
+                for p in at[:3]]
+    tensors = {k: x for k, x in inputs.items() if isinstance(x, Tensor) and x.is_floating_point() and x.ndim and len(x) == len(values)}
+    here = [s for k, x in tensors.items() for s in infinite(k, x, i)]
+    found = here or [s for k, x in tensors.items() for s in infinite(k, x, slice(None))]
+    if found:
+        raise ValueError(f"{who} has no finite value at index {i} ({v}): {' and '.join(found)} (probability 0) puts it where its limit "
+                         "is not finite (the -inf rule: a finite value and gradient, or this error); drop that example or give it a finite log-prob")
+    given = {k: x[i].tolist() for k, x in tensors.items()}
+    raise ValueError(f"{who} overflows to {v} at index {i} although every input there is finite ({given}): beta, or a hyperparameter, "
+                     "scales it beyond the float range; lower them")
+
 # %% ../nbs/00_core.ipynb #339b3554
 def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
              name: str,  # the key
@@ -335,7 +399,9 @@ def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Ten
     if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
         raise ValueError(f"labels must have shape [B, T] = {tuple(logits.shape[:2])} to match logits, "
                          f"got {tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
-    if labels.is_floating_point(): raise ValueError(f"labels must hold integer token ids, got dtype {labels.dtype}")
+    _refuse_meta("labels", labels)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:  # uint8 ... int64 are all token ids
+        raise ValueError(f"labels must hold integer token ids (int64, int32, int16, int8 or uint8), got dtype {labels.dtype}")
     mask = torch.ones_like(labels, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(labels.shape), like="labels [B, T]")
     scored = scored_mask(mask)
     vocab = logits.shape[-1]
@@ -374,7 +440,7 @@ class _NextTokenLogps(torch.autograd.Function):
     def forward(ctx, logits: Tensor, labels: Tensor, scored: Tensor) -> Tensor:  # [B, T, V], [B, T], [B, T] bool
         # the shift: z_{t-1} = logits[:, t-1] scores x_t = labels[:, t], for t = 1..T-1
         z, x, m = logits[:, :-1], labels[:, 1:], scored[:, 1:]
-        x = torch.where(m, x, 0)  # any valid id where unscored (e.g. -100), so gather stays in range
+        x = torch.where(m, x, 0).long()  # any valid id where unscored (e.g. -100), so gather stays in range; gather takes int64
         out_dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits give float32 log-probs
         # log Z_{t-1} = log sum_v exp z_{t-1}[v], a block of sequences at a time: the temporary is at most
         # max([T, V], LOGPS_BLOCK) elements, never [B, T, V] (small vocabularies go in one block: no per-sequence loop)
@@ -433,7 +499,7 @@ def ld_sequence_logps(chosen_token_logps: Tensor,  # [B, T_c] per-token log-prob
                       ld_alpha: float,  # alpha in [0, 1], the weight of the tokens past the shared length; 1 is the plain sum
                      ) -> tuple[Tensor, Tensor]:  # [B] LD sequence log-probs of the chosen and of the rejected completions
     "LD-DPO's sequence log-probs: each pair's first min(|y_c|, |y_r|) tokens in full, the rest weighted by alpha (2409.06411)."
-    check_in_interval("ld_alpha", ld_alpha, 0.0, 1.0)
+    check_scalar("ld_alpha", ld_alpha, 0.0, 1.0)
     check_logps("chosen_token_logps", chosen_token_logps); check_logps("rejected_token_logps", rejected_token_logps)
     if chosen_token_logps.ndim != 2 or rejected_token_logps.ndim != 2 or len(chosen_token_logps) != len(rejected_token_logps):
         raise ValueError(f"chosen_token_logps and rejected_token_logps must have shapes [B, T_c] and [B, T_r] with one B, got "
@@ -524,17 +590,39 @@ def machine_busy() -> bool:
     except (OSError, AttributeError): return False
 
 # %% ../nbs/00_core.ipynb #924c8f4c
-def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
+def _check_adam(theta, grad, m, v, t, lr, betas, eps, per_run) -> None:
+    "adam_step's door: shapes, dtypes, devices and numbers, all O(1) (the buffers' values are the caller's loop's own)."
+    for k, x in (("theta", theta), ("grad", grad), ("m", m), ("v", v)):
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise ValueError(f"{k} must be a floating-point torch.Tensor, got {type(x).__name__ if not isinstance(x, Tensor) else x.dtype}")
+        _refuse_meta(k, x)
+        if x.dtype != theta.dtype or x.device != theta.device:
+            raise ValueError(f"{k} must have theta's dtype and device ({theta.dtype}, {theta.device}), got {x.dtype} on {x.device}")
+    if theta.ndim not in (1, 2): raise ValueError(f"theta must have shape [R, P] (or [P], one run), got shape {tuple(theta.shape)}")
+    check_same_shape(values=False, theta=theta, grad=grad, m=m); check_type("per_run", per_run, bool)
+    rows = tuple(theta.shape[:-1]) + (1,)  # [R, 1], or [1] for one run
+    if tuple(v.shape) != (rows if per_run else tuple(theta.shape)):
+        raise ValueError(f"v must have shape {rows if per_run else tuple(theta.shape)} (per_run={per_run}), got shape {tuple(v.shape)}")
+    check_int("t", t, 1)
+    if not isinstance(lr, Tensor): check_positive("lr", lr)
+    elif lr.shape not in ((), rows) or not lr.is_floating_point():
+        raise ValueError(f"lr must be a number or a float tensor of shape [R, 1] = {rows}, got {lr.dtype} of shape {tuple(lr.shape)}")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2: raise ValueError(f"betas must be a pair (beta_1, beta_2), got betas={betas!r}")
+    for k, b in zip(("betas[0]", "betas[1]"), betas): check_in_interval(k, b, 0.0, 1.0, closed="left")
+    check_positive("eps", eps)
+
+def adam_step(theta: Tensor,  # [R, P] parameters (or [P], one run), updated in place
               grad: Tensor,  # [R, P]
               m: Tensor,  # [R, P] first moment, updated in place
               v: Tensor,  # [R, P] second moment (or [R, 1] with `per_run=True`), updated in place
               t: int,  # step number, from 1
-              lr: Tensor | float,  # [R, 1] learning rate per run, or one for all
-              *, betas: tuple[float, float] = (0.9, 0.999),  # (beta_1, beta_2): decay rates of the two moments
-              eps: float = 1e-8,  # added to the root of the second moment
+              lr: Tensor | float,  # [R, 1] learning rate per run, or one number > 0 for all
+              *, betas: tuple[float, float] = (0.9, 0.999),  # (beta_1, beta_2) in [0, 1): decay rates of the two moments
+              eps: float = 1e-8,  # eps > 0, added to the root of the second moment
               per_run: bool = False,  # one second moment per run (mean of grad^2 over the row) instead of per coordinate
              ) -> None:
     "One Adam step, in place: per coordinate (Kingma & Ba, arXiv:1412.6980) or with a per-run second moment."
+    _check_adam(theta, grad, m, v, t, lr, betas, eps, per_run)
     b1, b2 = betas
     # m <- b1 m + (1 - b1) g
     m.lerp_(grad, 1 - b1)
@@ -549,28 +637,31 @@ def adam_step(theta: Tensor,  # [R, P] parameters, updated in place
 def get_device(device: str | torch.device | None = None,  # explicit choice ("cpu", "cuda:1", ...); None picks automatically
               ) -> torch.device:  # cuda if available, else mps, else cpu (or $PREFBENCH_DEVICE when set)
     "The device prefbench computes on."
+    name = "device" if device else "PREFBENCH_DEVICE"  # an error names where the setting came from: the argument or the environment
     device = device or os.environ.get("PREFBENCH_DEVICE") or None
     if device is not None:
         try: dev = torch.device(device)
-        except (RuntimeError, TypeError) as e: raise ValueError(f"device must name a torch device, got device={device!r}") from e
-        if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available")
+        except (RuntimeError, TypeError) as e: raise ValueError(f"{name} must name a torch device, got {name}={device!r}") from e
+        if dev.type == "meta": raise ValueError(f"{name}={device!r} is the meta device (shapes without data): prefbench computes on cpu, cuda or mps")
+        if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"{name}={device!r} but CUDA is not available")
         mps = getattr(torch.backends, "mps", None)
-        if dev.type == "mps" and not (mps is not None and mps.is_available()): raise ValueError(f"device={device!r} but MPS is not available")
+        if dev.type == "mps" and not (mps is not None and mps.is_available()): raise ValueError(f"{name}={device!r} but MPS is not available")
         return dev
     if torch.cuda.is_available(): return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
-def seed_everything(seed: int,  # an integer in [0, 2**32)
-                   ) -> int:  # the seed
+def seed_everything(seed: int,  # an integer in [0, 2**32), Python or NumPy
+                   ) -> int:  # the seed, as a Python int
     "Seed Python's `random`, NumPy and torch (all devices) so a run can be repeated."
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got seed={seed!r}")
+    seed = int(seed)  # random.seed refuses NumPy integers
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-    return int(seed)
+    return seed
 
 def data_dir(create: bool = False,  # make the directory if it is missing
             ) -> Path:  # $PREFBENCH_DATA_DIR, else $XDG_DATA_HOME/prefbench, else ~/.local/share/prefbench
@@ -596,3 +687,43 @@ def save_frame(frame: "pd.DataFrame",  # a tidy result frame
     frame.to_parquet(path, index=False)
     path.with_suffix(".json").write_text(json.dumps(config, indent=2, default=str))
     return path
+
+# %% ../nbs/00_core.ipynb #9e258a81
+def _free_bytes(dev: torch.device) -> int:
+    "Bytes free for new tensors on `dev`: the accelerator's free memory, else the host's available RAM (within a cgroup's limit)."
+    if dev.type == "cuda": return torch.cuda.mem_get_info(dev)[0]
+    free = None
+    try:  # Linux: what can be allocated without swapping
+        free = next(int(l.split()[1]) * 1024 for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError): pass
+    if free is None:
+        try: free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError): return 1 << 62  # the OS does not say: leave it to the allocator
+    try:  # a container's limit (cgroup v2) can be below the machine's
+        limit, used = (Path("/sys/fs/cgroup", f).read_text().strip() for f in ("memory.max", "memory.current"))
+        if limit != "max": free = min(free, int(limit) - int(used))
+    except (OSError, ValueError): pass
+    return max(free, 0)
+
+def _bytes(n: int | float) -> str:
+    "A byte count for people: 1.5 GiB."
+    if not _finite(n): return f"10^{len(str(int(n))) - 1} B"  # an int too large for a float
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024: return f"{int(n)} B" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+def check_fits(nbytes: int | float,  # the bytes the call would allocate at its peak (a lower bound: what it surely allocates)
+               device: str | torch.device | None = None,  # where they go; None: the host (CPU) memory
+               /,
+               **sizes,  # name=value of the arguments that set the size, e.g. K=10**9: named in the error
+              ) -> None:  # nothing: it returns only when the bytes fit
+    "Raise `ValueError` naming `sizes` and the memory they would need unless `nbytes` fits in the memory free on `device`."
+    if not (_real_number(nbytes) and (isinstance(nbytes, (int, np.integer)) or math.isfinite(nbytes)) and nbytes >= 0):
+        raise ValueError(f"nbytes must be a finite number >= 0, got nbytes={nbytes!r}")
+    if not sizes: raise ValueError("check_fits needs the arguments that set the size, e.g. check_fits(nbytes, device, K=K), to name them")
+    dev = torch.device("cpu") if device is None else get_device(device)
+    free = _free_bytes(dev)
+    if nbytes > free:
+        given = ", ".join(f"{k}={_shown(v)}" for k, v in sizes.items())
+        raise ValueError(f"{given} would need at least {_bytes(nbytes)} on {dev}, but {_bytes(free)} is free: lower {' or '.join(sizes)}")

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (check_in_interval, check_logps, check_mask, check_positive, check_real, check_same_shape, check_tensor,
-                                 upcast, value_checks_enabled)
+from .core import (blame_nonfinite, check_in_interval, check_logps, check_mask, check_positive, check_real, check_same_shape,
+                                 check_tensor, upcast, value_checks_enabled)
 
 # %% auto #0
 __all__ = ['SCORE_LIMIT', 'LIST_LOSSES', 'ListLossOutput', 'listmle_loss', 'lambda_weights', 'lipo_lambda_loss',
@@ -67,6 +67,12 @@ def _present_logps(m: Tensor, **logps: Tensor) -> None:
     "`check_logps` on the entries `m` keeps: a masked entry may hold anything (padding, garbage), a present one is a log-prob."
     for k, v in logps.items(): check_logps(k, torch.where(m, v, -1.0) if isinstance(v, Tensor) and v.is_floating_point() else v)
 
+def _finite(who: str, losses: Tensor, present: Tensor, **logps: Tensor) -> Tensor:
+    "`losses` after the -inf rule's check, as every pairwise loss makes it: one reduction; a non-finite loss names the present entry at -inf."
+    if value_checks_enabled() and not math.isfinite(losses.sum().item()):
+        blame_nonfinite(who, losses, **{k: torch.where(present, v, -1.0) for k, v in logps.items()})  # masked entries are no one's fault
+    return losses
+
 def _reported(r: Tensor, m: Tensor) -> Tensor:
     "The rewards a loss reports: detached, NaN where masked."
     return torch.where(m, r.detach(), float("nan"))
@@ -106,7 +112,7 @@ def listmle_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over compl
     # L = sum_k [ LSE_{j >= k} r_(j) - r_(k) ], over present positions k; a term whose item carries all of the
     # remaining weight is 0 (log 1), which also covers -inf - (-inf) when only zero-probability responses remain
     losses = torch.where(m_o, torch.where((suffix == z) | (z == -math.inf) & (suffix <= _MASKED / 2), 0.0, suffix - z), 0.0).sum(1)
-    return ListLossOutput(losses, _reported(r, m))
+    return ListLossOutput(_finite("listmle_loss", losses, m, policy_logps=policy_logps, ref_logps=ref_logps), _reported(r, m))
 
 # %% ../nbs/02_listwise.ipynb #75117bdc
 SCORE_LIMIT = 64.0  # |psi| <= SCORE_LIMIT for the lambda losses: the gain 2^psi must stay a sensible weight
@@ -166,7 +172,7 @@ def lipo_lambda_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over c
                     ) -> ListLossOutput:
     "LiPO-λ: pairwise logistic losses over all pairs psi_i > psi_j, each with its Lambda (ΔNDCG) weight."
     r, psi, m = _list_inputs(beta, policy_logps, ref_logps, scores, mask)
-    return ListLossOutput(_lambda_loss(r, psi, m), _reported(r, m))
+    return ListLossOutput(_finite("lipo_lambda_loss", _lambda_loss(r, psi, m), m, policy_logps=policy_logps, ref_logps=ref_logps), _reported(r, m))
 
 # %% ../nbs/02_listwise.ipynb #1a9580da
 def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta of each step, summed over the step's tokens
@@ -246,7 +252,7 @@ def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step
     else:
         r = adaptive_step_rewards(policy_logps, ref_logps, step_embeddings, beta=beta, step_mask=sm)
     psi = torch.where(m, scores.to(torch.float64), 0.0)
-    return ListLossOutput(_lambda_loss(r, psi, m), _reported(r, m))
+    return ListLossOutput(_finite("tpo_loss", _lambda_loss(r, psi, m), sm, policy_logps=policy_logps, ref_logps=ref_logps), _reported(r, m))
 
 LIST_LOSSES: dict[str, Callable[..., ListLossOutput]] = {
     "listmle": listmle_loss, "lipo_lambda": lipo_lambda_loss, "tpo": tpo_loss}

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask, check_positive,
-                                 check_real, check_same_shape, check_tensor, check_type, log_ratio, register, settle_checks,
-                                 upcast, value_checks_enabled)
+from .core import (blame_nonfinite, check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask,
+                                 check_positive, check_real, check_same_shape, check_scalar, check_tensor, check_type, log_ratio, register,
+                                 settle_checks, upcast, value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # only `curriculum_pairs` builds a frame, and imports pandas when called
 
@@ -64,7 +64,7 @@ def capped_expm1(x: Tensor,  # exponent: real values, +-inf allowed
                  cap: float = EXP_CAP,  # exact for x <= cap, a finite number
                 ) -> Tensor:  # e^x - 1 for x <= cap; the tangent line at cap beyond
     "e^x - 1, exact up to `cap` and continued along its tangent beyond (finite, with a gradient that never vanishes)."
-    check_real("x", x, allow_inf=True); check_in_interval("cap", cap, -math.inf, math.inf, closed="neither")
+    check_real("x", x, allow_inf=True); check_scalar("cap", cap, -math.inf, math.inf, closed="neither")
     return _capped_expm1(x, cap)
 
 def _f_divergence_score(log_ratio: Tensor, f_divergence_type: str, a: float) -> Tensor:
@@ -86,7 +86,7 @@ def f_divergence_score(log_ratio: Tensor,  # [B] rho = log pi_theta(y) - log pi_
     "The score u = f'(pi/pi_ref) that replaces the log-ratio under an f-divergence (Wang et al. 2309.16240)."
     check_real("log_ratio", log_ratio, allow_inf=True)
     check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
-    check_in_interval("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
+    check_scalar("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
     return _f_divergence_score(log_ratio, f_divergence_type, f_alpha_divergence_coef)
 
 # %% ../nbs/01_losses.ipynb #ef8e9727
@@ -122,7 +122,7 @@ class Pair:
             raise ValueError(f"{k} is empty (shape {tuple(shape)}): a batch needs at least one pair")
         self.shape = shape  # the batch shape, [B]
         self.f_divergence_type = check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
-        self.f_alpha_divergence_coef = check_in_interval("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
+        self.f_alpha_divergence_coef = check_scalar("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
         self._t = {}  # upcast inputs, filled on first use
         self._later = []  # the inputs' scans, on an accelerator: read with the loss sum in one sync (`core.settle_checks`)
         self.reader = "pairwise"  # the loss reading it now, for error messages (set by `pairwise`)
@@ -147,15 +147,11 @@ class Pair:
         return check_real(name, value).to(self.get(next(k for k, v in self._raw.items() if v is not None)))
 
     def blame(self, losses: Tensor) -> None:
-        "Called when `losses` are not all finite: raise a `ValueError` naming the bad input, if there is one."
+        "Called when `losses` are not all finite: a `ValueError` naming the bad input, else the input at -inf (the -inf rule), else the overflow."
         for k, v in self._raw.items():
             if v is None: continue
             check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)  # raises, naming k, if v is bad
-        if bool(torch.isnan(losses).any()):
-            i = int(torch.isnan(losses).nonzero()[0])
-            given = {k: v[i].item() for k, v in self._raw.items() if v is not None}
-            raise ValueError(f"loss {self.reader!r} is NaN at index {i} although no input is NaN (an inf - inf?): inputs there {given}")
-        # otherwise the inputs are fine and the loss is genuinely infinite (overflow): return it as it is
+        blame_nonfinite(f"loss {self.reader!r}", losses, **{k: self._raw[k] for k in self._t})  # only the inputs the loss read
 
     def given(self, *ks: str) -> bool: return all(self._raw[k] is not None for k in ks)
 
@@ -195,59 +191,69 @@ class Pair:
 
 # %% ../nbs/01_losses.ipynb #a9e02371
 class Interval(NamedTuple):
-    "A hyperparameter's valid range, declared next to its loss as text: '[0, 0.5)', '(0, inf)', '(-inf, inf)'."
+    "A hyperparameter's valid range, declared next to its loss as text: '[0, 0.5)', '(0, inf)', '(-inf, inf)', '[0, 1] per example'."
     low: float  # the lower end (-inf: unbounded)
     high: float  # the upper end (inf: unbounded)
     closed: str  # which ends belong to it: "both", "left", "right" or "neither" (as `check_in_interval`)
+    per_example: bool = False  # declared with a trailing "per example": a tensor of exactly the batch shape is also accepted
 
     @classmethod
     def parse(cls, text: str) -> Interval:
-        "An interval from its usual notation."
-        m = re.fullmatch(r"\s*([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])\s*", text) if isinstance(text, str) else None
-        if not m: raise ValueError(f"an interval is written like '[0, 0.5)' or '(0, inf)', got {text!r}")
-        return cls(float(m[2]), float(m[3]), {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[m[1] + m[4]])
+        "An interval from its usual notation, optionally followed by 'per example'."
+        m = re.fullmatch(r"\s*([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])\s*(per example)?\s*", text) if isinstance(text, str) else None
+        if not m: raise ValueError(f"an interval is written like '[0, 0.5)', '(0, inf)' or '[0, 1] per example', got {text!r}")
+        return cls(float(m[2]), float(m[3]), {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[m[1] + m[4]], m[5] is not None)
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # the interval, as a docment states it
         return ("[" if self.closed in ("both", "left") else "(") + f"{self.low:g}, {self.high:g}" + ("]" if self.closed in ("both", "right") else ")")
 
-    def check(self, name: str, value):
-        "`value` if it lies in the interval, else a `ValueError` naming `name`; a plain float inside costs two comparisons."
+    def check(self, name: str, value, batch: tuple[int, ...] | None = None):
+        "`value` if it is a scalar hyperparameter in the interval (`core.check_scalar`; per example also [B] = `batch`), else a `ValueError` naming `name`."
         if type(value) is float and (self.low < value or (value == self.low and self.closed in ("both", "left"))) \
-           and (value < self.high or (value == self.high and self.closed in ("both", "right"))): return value
-        return check_in_interval(name, value, self.low, self.high, closed=self.closed)
+           and (value < self.high or (value == self.high and self.closed in ("both", "right"))): return value  # two comparisons
+        return check_scalar(name, value, self.low, self.high, closed=self.closed, batch=batch if self.per_example else None)
 
-def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) -> Callable[[dict], None]:
+def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) -> Callable[[dict, tuple | None], None]:
     "The hyperparameter check of `fn`: each of `own` must have a declared interval; a call's values are checked against them."
     missing, extra = [k for k in own if k not in ranges], [k for k in ranges if k not in own]
     if missing: raise ValueError(f"{who} declares no range for {', '.join(missing)}: declare each hyperparameter's interval, e.g. {missing[0]}='[0, 1]'")
     if extra: raise ValueError(f"{who} declares ranges for {', '.join(extra)}, which it does not take")
     ivs = {k: Interval.parse(v) for k, v in ranges.items()}
     optional = {k for k, p in inspect.signature(fn).parameters.items() if k in ivs and p.default is None}  # None: the loss picks
-    def door(hyperparameters: dict) -> None:
+    def door(hyperparameters: dict, batch: tuple[int, ...] | None) -> None:
         for k, v in hyperparameters.items():
             iv = ivs.get(k)
             if iv is None:
                 raise ValueError(f"{who} takes no hyperparameter(s) {', '.join(sorted(set(hyperparameters) - set(ivs)))}; "
                                  f"its hyperparameters: {', '.join(own) or 'none'}")
             if v is None and k in optional: continue
-            iv.check(k, v)
+            iv.check(k, v, batch)
     door.ranges = ivs
     return door
 
 # %% ../nbs/01_losses.ipynb #1b9b8a3c
-def declare_ranges(**ranges: str,  # each keyword-only hyperparameter's interval, e.g. desirable_weight="(0, inf)"
+def declare_ranges(*, batch_arg: str | None = None,  # the argument whose shape is the batch shape, for hyperparameters declared "per example"
+                   **ranges: str,  # each keyword-only hyperparameter's interval, e.g. desirable_weight="(0, inf)"
                   ) -> Callable[[Callable], Callable]:
-    "Decorator for a loss outside the `Pair` family (unpaired, listwise): hyperparameters checked against `ranges` at every call, unknown keywords refused."
+    "Decorator for a loss outside the `Pair` family (unpaired, listwise): hyperparameters checked against `ranges` at every call, unknown keywords refused, non-finite losses blamed."
     def deco(fn: Callable) -> Callable:
         params = inspect.signature(fn).parameters
         own = tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "beta")
         door = _door(fn, ranges, own, fn.__name__)
+        if any(iv.per_example for iv in door.ranges.values()) and batch_arg not in params:
+            raise ValueError(f"{fn.__name__} declares a hyperparameter per example: name the argument whose shape is the batch, batch_arg=...")
+        at = list(params).index(batch_arg) if batch_arg in params else None
         @functools.wraps(fn)
         def checked(*args, **kwargs):
             unknown = kwargs.keys() - params.keys()
             if unknown: raise ValueError(f"{fn.__name__} takes no keyword(s) {', '.join(sorted(unknown))}; it takes: {', '.join(params)}")
-            door({k: v for k, v in kwargs.items() if k in door.ranges})
-            return fn(*args, **kwargs)
+            x = args[at] if at is not None and at < len(args) else kwargs.get(batch_arg)
+            door({k: v for k, v in kwargs.items() if k in door.ranges}, tuple(x.shape) if isinstance(x, Tensor) else None)
+            out = fn(*args, **kwargs)
+            losses = getattr(out, "losses", None)  # the -inf rule on the way out, as `pairwise` (one reduction)
+            if isinstance(losses, Tensor) and value_checks_enabled() and not math.isfinite(losses.sum().item()):
+                blame_nonfinite(fn.__name__, losses, **dict(zip(params, args)), **kwargs)
+            return out
         checked.ranges = door.ranges
         return checked
     return deco
@@ -268,14 +274,14 @@ def pairwise(*names: str,  # the names it is registered under: its own first, th
                 raise ValueError(f"loss {names[0]!r} takes a Pair, e.g. LOSSES[{names[0]!r}](Pair(policy_chosen_logps, "
                                  f"policy_rejected_logps, ref_chosen_logps, ref_rejected_logps), beta=0.1); got pair={type(pair).__name__}")
             check_positive("beta", beta)
-            door(hyperparameters)
+            door(hyperparameters, pair.shape)
             if not f_divergence and pair.f_divergence_type != "reverse_kl":
                 raise ValueError(f"loss {names[0]!r} does not read the log-ratios, so it takes no f-divergence: "
                                  f"f_divergence_type must be 'reverse_kl', got f_divergence_type={pair.f_divergence_type!r}")
             pair.reader = names[0]
             out = body(pair, beta=beta, **hyperparameters)
-            # one more reduction: -inf - (-inf) in the inputs makes the loss NaN; only then do we look for the argument to blame.
-            # On an accelerator the inputs' scans are read in the same sync (`settle_checks`), which raises for a bad input.
+            # one more reduction: a non-finite loss (a bad input, an input at -inf where the limit is not finite, an overflow) is
+            # blamed by name (`Pair.blame`). On an accelerator the inputs' scans are read in the same sync (`settle_checks`).
             if value_checks_enabled() and not math.isfinite(settle_checks(pair._later, out.losses.sum())[0]): pair.blame(out.losses)
             return out
         loss.names, loss.f_divergence, loss.hyperparameter_names, loss.ranges = names, f_divergence, own, door.ranges
@@ -284,16 +290,21 @@ def pairwise(*names: str,  # the names it is registered under: its own first, th
     return deco
 
 # %% ../nbs/01_losses.ipynb #eeaeb769
-def _soft_bce(h: Tensor, p: float | Tensor) -> Tensor: return -(p * F.logsigmoid(h) + (1 - p) * F.logsigmoid(-h))
+def _weighted(w: float | Tensor, x: Tensor) -> Tensor | float:
+    "w * x, where a weight of 0 leaves its term out: 0, not 0 * inf = NaN, where x is infinite (h = +-inf)."
+    if not isinstance(w, Tensor): return w * x if w else 0.0  # a number: no extra tensor op
+    return torch.where(w == 0, 0.0, w * x)
+
+def _soft_bce(h: Tensor, p: float | Tensor) -> Tensor:
+    # -[p log sigma(h) + (1 - p) log sigma(-h)]
+    return -(_weighted(p, F.logsigmoid(h)) + _weighted(1 - p, F.logsigmoid(-h)))
 
 def soft_bce(h: Tensor,  # [B] preference logit, e.g. beta * Delta: real, +-inf allowed
              p: float | Tensor,  # probability in [0, 1] that the chosen side is truly preferred: a number, or exactly h's shape
             ) -> Tensor:  # [B]
-    "-[p log sigma(h) + (1 - p) log sigma(-h)], with logsigmoid on both sides."
+    "-[p log sigma(h) + (1 - p) log sigma(-h)], with logsigmoid on both sides (a term of weight 0 is 0, also at h = +-inf)."
     check_real("h", h, allow_inf=True)
-    if isinstance(p, Tensor) and p.ndim and p.shape != h.shape:
-        raise ValueError(f"p must be a number or have h's shape {tuple(h.shape)}, got shape {tuple(p.shape)}")
-    check_in_interval("p", p, 0.0, 1.0)
+    check_scalar("p", p, 0.0, 1.0, batch=tuple(h.shape))
     return _soft_bce(h, p)
 
 # %% ../nbs/01_losses.ipynb #96dec02c
@@ -322,10 +333,10 @@ def robust_loss(pair: Pair,  # the batch of pairs
                ) -> LossOutput:
     "rDPO: the unbiased estimate of the clean DPO loss under flip rate eps (Chowdhury et al. 2403.00409)."
     eps, h = label_smoothing, beta * pair.delta
-    # L = [(1 - eps)(-log sigma(h)) - eps(-log sigma(-h))] / (1 - 2 eps)
-    return pair.output(((1 - eps) * -F.logsigmoid(h) + eps * F.logsigmoid(-h)) / (1 - 2 * eps), beta)
+    # L = [(1 - eps)(-log sigma(h)) - eps(-log sigma(-h))] / (1 - 2 eps)   (eps = 0: DPO, also at h = +inf)
+    return pair.output((-(1 - eps) * F.logsigmoid(h) + _weighted(eps, F.logsigmoid(-h))) / (1 - 2 * eps), beta)
 
-@pairwise("soft_dpo", p="[0, 1]")
+@pairwise("soft_dpo", p="[0, 1] per example")
 def soft_dpo_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   p: float | Tensor = 1.0,  # [B] or scalar preference strength in [0, 1]; 1 is DPO
@@ -350,9 +361,9 @@ def attenuated_dpo(pair: Pair,  # the batch of pairs
                    gamma: float = 1.0,  # xi in [0, 1], the weight of the reference term (not SimPO's gamma); 1 is DPO
                   ) -> LossOutput:
     "DPO with the reference log-probs scaled by xi, the keyword `gamma` (Chen et al. 2405.19534)."
-    # s - xi s_ref, per side
-    c = pair.get("policy_chosen_logps") - gamma * pair.get("ref_chosen_logps")
-    r = pair.get("policy_rejected_logps") - gamma * pair.get("ref_rejected_logps")
+    # s - xi s_ref, per side (xi = 0 reads no reference: no 0 * -inf)
+    c = pair.get("policy_chosen_logps") - (gamma * pair.get("ref_chosen_logps") if gamma else 0.0)
+    r = pair.get("policy_rejected_logps") - (gamma * pair.get("ref_rejected_logps") if gamma else 0.0)
     # L = -log sigma(beta Delta_xi), Delta_xi = (s_c - xi s_ref,c) - (s_r - xi s_ref,r)
     return LossOutput(-F.logsigmoid(beta * (c - r)), (beta * c).detach(), (beta * r).detach())
 
@@ -388,7 +399,9 @@ def exo_pair_loss(pair: Pair,  # the batch of pairs
                   label_smoothing: float = 1e-3,  # eps in (0, 0.5]: the label distribution is (1 - eps, eps)
                  ) -> LossOutput:
     "EXO: reverse KL from sigma(beta Delta) to the smoothed label (1 - eps, eps)."
-    eps, h = label_smoothing, beta * pair.delta
+    # |h| <= 1000: beyond, sigma(-|h|) < 1e-434 is 0 in every float and L is its limit -log(1 - eps) or -log eps; the clamp keeps
+    # 0 * inf out at h = +-inf (an input at -inf), where L is that limit too and its gradient 0
+    eps, h = label_smoothing, (beta * pair.delta).clamp(-1e3, 1e3)
     # L = sigma(h)[log sigma(h) - log(1 - eps)] + sigma(-h)[log sigma(-h) - log eps]
     return pair.output(torch.sigmoid(h) * (F.logsigmoid(h) - math.log1p(-eps)) + torch.sigmoid(-h) * (F.logsigmoid(-h) - math.log(eps)), beta)
 
@@ -451,25 +464,44 @@ def aot_unpaired_loss(pair: Pair,  # the batch of pairs
     return pair.output(_soft_bce(beta * q, 1 - label_smoothing), beta)
 
 # %% ../nbs/01_losses.ipynb #b34e8918
+class _Sigmoid(torch.autograd.Function):
+    "sigma(x), whose backward forms sigma'(x) = sigma(x) sigma(-x) from two sigmoids: accurate where sigma saturates."
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor: ctx.save_for_backward(x); return torch.sigmoid(x)
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor: (x,) = ctx.saved_tensors; return g * torch.sigmoid(x) * torch.sigmoid(-x)
+
+def _discopop(z: Tensor, tau: float | Tensor) -> Tensor:
+    "DiscoPOP's per-pair loss at z = beta * Delta, in the stable form derived above."
+    tiny = torch.finfo(z.dtype).tiny  # z / tau needs tau representable: below the smallest normal it rounds to 0
+    s = z / (tau.clamp(min=tiny) if isinstance(tau, Tensor) else max(tau, tiny))
+    # u = log sigma(z / tau) - z:  m e^{-z} = e^u
+    u = F.logsigmoid(s) - z
+    # E(u) = e^{min(u, c)} (1 + max(u - c, 0)), c = EXP_CAP: e^u up to c, its tangent beyond; gradient e^{min(u, c)} du/dz
+    blend = torch.exp(u.clamp(max=EXP_CAP)) * (1 + (u - EXP_CAP).clamp(min=0))
+    # L = sigma(-z / tau) softplus(-z) + E(u)
+    return _Sigmoid.apply(-s) * -F.logsigmoid(z) + blend
+
 @pairwise("discopop", tau="(0, inf)")
 def discopop_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
                   tau: float = 0.05,  # temperature tau in (0, inf) of the blend m = sigma(z / tau)
                  ) -> LossOutput:
-    "DiscoPOP: a logistic/exponential blend gated by sigma(beta Delta / tau), computed without 0 * inf."
-    z = beta * pair.delta
-    # L = (1 - m)(-log sigma(z)) + m e^{-z}, with 1 - m = sigma(-z/tau) and m e^{-z} = exp(log sigma(z/tau) - z)
-    return pair.output(torch.sigmoid(-z / tau) * -F.logsigmoid(z) + torch.exp(F.logsigmoid(z / tau) - z), beta)
+    "DiscoPOP: a logistic/exponential blend gated by sigma(beta Delta / tau), in a form finite for every finite margin."
+    # L = (1 - m)(-log sigma(z)) + m e^{-z},  z = beta Delta, m = sigma(z / tau)
+    return pair.output(_discopop(beta * pair.delta, tau), beta)
 
 # %% ../nbs/01_losses.ipynb #47373e8f
 def _log1mexp(a: Tensor) -> Tensor:
-    # both branches are finite for every a < 0, so `where` never meets an inf or NaN gradient from the unused one
-    return torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+    c = -math.log(2)
+    # a > c: log(-expm1(a));  a <= c: log1p(-e^a). Each branch is fed only its own side of the split (the clamps): `where` sends
+    # the discarded branch a gradient of 0, and 0 times an infinite derivative (log1p(-e^a) at a -> 0 is log 0) would be NaN
+    return torch.where(a > c, torch.log(-torch.expm1(a.clamp(min=c))), torch.log1p(-torch.exp(a.clamp(max=c))))
 
 def log1mexp(a: Tensor,  # log-probabilities a = log p <= 0 (-inf allowed)
-            ) -> Tensor:  # log(1 - e^a) = log(1 - p): -inf at a = 0, 0 at a = -inf
-    "log(1 - exp(a)) for a < 0, accurate everywhere (Maechler's two branches, split at a = -log 2)."
-    return _log1mexp(check_logps("a", a))
+            ) -> Tensor:  # log(1 - e^a) = log(1 - p), in at least float32: -inf at a = 0, 0 at a = -inf
+    "log(1 - exp(a)) for a < 0, accurate everywhere (Maechler's two branches, split at a = -log 2), with a finite gradient for every a < 0."
+    return _log1mexp(upcast(check_logps("a", a)))
 
 def _simpo_gamma(beta: float, gamma: float | None, gamma_beta_ratio: float | None) -> float:
     "SimPO's margin gamma from gamma or gamma / beta (default ratio 0.5)."
@@ -622,7 +654,7 @@ def loss_mixture(pair: Pair,  # the batch every term reads
     weights = [1.0] * len(names) if loss_weights is None else list(loss_weights)
     if len(weights) != len(names):
         raise ValueError(f"loss_weights must have one weight per loss: loss_type={names} has {len(names)}, got loss_weights={weights}")
-    for w in weights: check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")
+    for w in weights: check_scalar("loss_weights", w, 0.0, math.inf, closed="left")
     unused = set(hyperparameters) - {k for f in fns for k in f.hyperparameter_names}
     if unused: raise ValueError(f"hyperparameter(s) {', '.join(sorted(unused))} belong to none of loss_type={names}; they take: "
                                 f"{', '.join(sorted({k for f in fns for k in f.hyperparameter_names})) or 'nothing'}")
@@ -656,7 +688,7 @@ def kto_kl_ref_point(policy_kl_logps: Tensor,  # [B] s_theta(y' | x) for mismatc
     # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x)))
     return log_ratio("policy_kl_logps", policy_kl_logps, "ref_kl_logps", ref_kl_logps).mean().clamp(min=0).detach()
 
-@declare_ranges(kl_ref_point="[0, inf)", desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
+@declare_ranges(batch_arg="policy_logps", kl_ref_point="[0, inf) per example", desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tokens
              ref_logps: Tensor,  # [B] s_ref(y)
              desirable: Tensor,  # [B] bool (or 0/1): is y a desirable completion
@@ -667,9 +699,7 @@ def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tok
             ) -> LossOutput:
     "KTO: prospect-theoretic value of each completion against the reference point z_0."
     rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
-    z0 = torch.as_tensor(kl_ref_point, dtype=rho.dtype, device=rho.device).detach()
-    if z0.ndim and z0.shape != rho.shape:
-        raise ValueError(f"kl_ref_point must be a number or have the batch shape {tuple(rho.shape)}, got shape {tuple(z0.shape)}")
+    z0 = torch.as_tensor(kl_ref_point, dtype=rho.dtype, device=rho.device).detach()  # a number, 0-d or [B]: checked at the door
     # desirable: lambda_D (1 - sigma(beta (rho - z0))); undesirable: lambda_U (1 - sigma(beta (z0 - rho)))
     losses = torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * (rho - z0))),
                          undesirable_weight * (1 - torch.sigmoid(beta * (z0 - rho))))
@@ -721,7 +751,7 @@ def lcpo_weights(logits: Tensor,  # [B] preference logits h = beta * Delta under
                 ) -> Tensor:  # [B] posterior probability that each label is correct, detached
     "LCPO E-step: P(label correct | h) = sigma(h + log((1 - eps) / eps))."
     check_real("logits", logits)
-    return _lcpo_weights(logits, check_in_interval("noise_rate", noise_rate, 0.0, 0.5, closed="left"))
+    return _lcpo_weights(logits, check_scalar("noise_rate", noise_rate, 0.0, 0.5, closed="left"))
 
 def _lcpo_weights(logits: Tensor, eps: float) -> Tensor:
     if eps == 0: return torch.ones_like(logits)
@@ -736,7 +766,7 @@ def lcpo_estimate_noise(logits: Tensor,  # [B] preference logits h, held fixed
     "EM for the flip rate: eps <- mean(1 - w(eps)) until it stops moving."
     check_real("logits", logits)
     if logits.numel() == 0: raise ValueError(f"logits is empty (shape {tuple(logits.shape)}): EM needs at least one pair")
-    eps = check_in_interval("init", init, 0.0, 0.5, closed="neither")
+    eps = float(check_scalar("init", init, 0.0, 0.5, closed="neither"))
     check_int("max_iter", max_iter, 1); check_positive("tol", tol)
     path = [eps]
     for _ in range(max_iter):
@@ -778,8 +808,8 @@ def gradient_weight(name: str,  # a name in LOSSES
     fn = get_loss(name)
     check_real("margins", margins)
     if margins.numel() == 0: raise ValueError(f"margins is empty (shape {tuple(margins.shape)}): give at least one margin")
-    check_in_interval("anchor", anchor, -math.inf, 0.0, closed="right")
-    check_in_interval("lengths", lengths, 1.0, math.inf, closed="left")
+    check_scalar("anchor", anchor, -math.inf, 0.0, closed="right")
+    check_scalar("lengths", lengths, 1.0, math.inf, closed="left")
     if not float(lengths).is_integer(): raise ValueError(f"lengths must be a whole token count, got lengths={lengths!r}")
     # the log-probs anchor +- m/2 must stay <= 0
     if bool(margins.abs().max() > -2 * anchor):
@@ -809,6 +839,7 @@ class Hyperparameter(NamedTuple):
     high: float | None  # (the upper end)
     closed: str  # which ends belong to the range: "both", "left", "right" or "neither" (as `check_in_interval`)
     doc: str  # the docment
+    per_example: bool = False  # declared "per example": also a tensor of exactly the batch shape [B]
 
 def loss_hyperparameters(name: str,  # a name in LOSSES
                         ) -> list[Hyperparameter]:  # in signature order
@@ -821,5 +852,5 @@ def loss_hyperparameters(name: str,  # a name in LOSSES
         if p.kind is not p.KEYWORD_ONLY or p.name in ("beta", "chosen_lengths", "rejected_lengths"): continue
         iv = fn.ranges[p.name]
         out.append(Hyperparameter(p.name, p.default, None if iv.low == -math.inf else iv.low, None if iv.high == math.inf else iv.high,
-                                  iv.closed, docs[p.name]["docment"] or ""))
+                                  iv.closed, docs[p.name]["docment"] or "", iv.per_example))
     return out

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (adam_step, check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask,
-                                check_positive, check_real, check_same_shape, check_type, get_device, kl, log_ratio,
+from .core import (adam_step, check_choice, check_fits, check_int, check_lengths, check_logps, check_mask,
+                                check_positive, check_real, check_same_shape, check_scalar, check_type, get_device, kl, log_ratio,
                                 upcast, value_checks_enabled)
 from .losses import LOSSES, LossOutput, Pair
 
@@ -104,12 +104,11 @@ def idealized_ranking_accuracy(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                               ) -> float:  # ranking accuracy of the population objective's optimum
     "Ranking accuracy the population DPO/RLHF optimum (true preference probabilities) reaches: 1{log pi_ref(y_w)/pi_ref(y_l) + logit(alpha)/beta > 0}."
     check_positive("beta", beta)
-    check_in_interval("eps", eps, 0.0, 0.5, closed="neither")
+    check_scalar("eps", eps, 0.0, 0.5, closed="neither")
     check_logps("ref_chosen_logps", ref_chosen_logps); check_logps("ref_rejected_logps", ref_rejected_logps)
     check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
-    check_in_interval("alpha", alpha, 0.0, 1.0)  # a number or a tensor of numbers (NaN fails the comparison)
+    check_scalar("alpha", alpha, 0.0, 1.0, batch=tuple(ref_chosen_logps.shape))  # a number, 0-d, or exactly [B] (NaN fails the comparison)
     a = alpha if isinstance(alpha, Tensor) else torch.tensor(float(alpha), dtype=torch.float64)
-    if a.ndim: check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, alpha=a)
     _nonempty("ref_chosen_logps", ref_chosen_logps, "pairs")
     ref_gap = log_ratio("ref_chosen_logps", ref_chosen_logps, "ref_rejected_logps", ref_rejected_logps)
     # log pi_ref(y_w)/pi_ref(y_l) + (1/beta) logit(alpha), alpha clipped to [eps, 1 - eps]
@@ -150,8 +149,12 @@ def pair_problem(n_prompts: int = 4000,  # n
     n, K, m = check_int("n_prompts", n_prompts, 1), check_int("K", K, 2), check_int("pairs_per_prompt", pairs_per_prompt, 1)
     if m > K * (K - 1) // 2: raise ValueError(f"pairs_per_prompt must be <= K (K - 1) / 2 = {K * (K - 1) // 2}, got pairs_per_prompt={m}")
     for k, v in (("reward_scale", reward_scale), ("ref_noise", ref_noise)): check_positive(k, v)
-    check_in_interval("ref_signal", ref_signal, -math.inf, math.inf, closed="neither")  # any finite number
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    check_scalar("ref_signal", ref_signal, -math.inf, math.inf, closed="neither")  # any finite number
+    g, dev = torch.Generator().manual_seed(check_int("seed", seed, 0)), get_device(device)
+    # what it surely allocates: on the host r, z, a normal draw and log pi_ref (float64 [n, K]), a uniform per candidate pair and its
+    # argsort (float32 + int64 [n, K (K - 1) / 2]); on the device three float32 [n, K] and, per pair, three int64 and a float32
+    check_fits(n * (32 * K + 12 * (K * (K - 1) // 2)), None, n_prompts=n, K=K)
+    check_fits(n * (12 * K + 28 * m), dev, n_prompts=n, K=K, pairs_per_prompt=m)
     r = torch.randn(n, K, generator=g, dtype=torch.float64) * reward_scale
     # z_ref = a r* + b eps
     z = ref_signal * r + ref_noise * torch.randn(n, K, generator=g, dtype=torch.float64)
@@ -163,7 +166,6 @@ def pair_problem(n_prompts: int = 4000,  # n
     # the rater prefers a with probability sigma(r*_a - r*_b)
     a_wins = torch.rand(n * m, generator=g, dtype=torch.float64) < torch.sigmoid(r[x, a] - r[x, b])
     w, l = torch.where(a_wins, a, b), torch.where(a_wins, b, a)
-    dev = get_device(device)
     f = lambda t: t.to(device=dev, dtype=torch.float32)
     return PairProblem(f(r), f(z), f(torch.log_softmax(z, 1)), x.to(dev), w.to(dev), l.to(dev), f(torch.sigmoid(r[x, w] - r[x, l])))
 
@@ -220,7 +222,7 @@ def train_pairs(problem: PairProblem,  # the pairs, their true rewards and the r
     check_positive("beta", beta); check_positive("lr", lr)
     steps, every = check_int("steps", steps, 0), check_int("every", every, 1)
     check_choice("optimizer", optimizer, ("sgd", "normalized"))
-    if stop_loss is not None: check_in_interval("stop_loss", stop_loss, -math.inf, math.inf, closed="neither")  # any finite number
+    if stop_loss is not None: check_scalar("stop_loss", stop_loss, -math.inf, math.inf, closed="neither")  # any finite number
     pb, R = problem, len(specs)
     x, w, l = pb.prompt, pb.chosen, pb.rejected
     ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]

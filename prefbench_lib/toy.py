@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import (adam_step, check_choice, check_distribution, check_in_interval, check_int, check_logps,
-                                check_positive, check_real, check_tensor, check_type, get_device, kl, one_thread, value_checks)
+from .core import (adam_step, check_choice, check_distribution, check_fits, check_in_interval, check_int, check_logps,
+                                check_positive, check_real, check_scalar, check_tensor, check_type, get_device, kl, one_thread, value_checks)
 from .losses import LOSSES, Pair, get_loss, loss_hyperparameters
 
 # %% auto #0
@@ -42,9 +42,10 @@ def reference_distribution(K: int = 100,  # number of bins (tokens) of [-1, 1]
                            pseudo_count: float = 0.1,  # added to every bin's count, so no bin has probability 0
                           ) -> Tensor:  # [K] pi_ref, float32, sums to 1
     "pi_ref: tanh(Cauchy(loc, scale)) binned into K bins, as a seeded histogram or exactly."
-    check_int("K", K, 2); check_positive("scale", scale); check_in_interval("loc", loc, -math.inf, math.inf, closed="neither")
+    check_int("K", K, 2); check_positive("scale", scale); check_scalar("loc", loc, -math.inf, math.inf, closed="neither")
     n_draws, seed = check_int("n_draws", n_draws, 1), check_int("seed", seed, 0, 2**64 - 1)
-    check_in_interval("pseudo_count", pseudo_count, 0.0, math.inf, closed="left")
+    check_scalar("pseudo_count", pseudo_count, 0.0, math.inf, closed="left")
+    check_fits(8 * (2 * K + (0 if exact else 4 * n_draws)), None, K=K, **({} if exact else dict(n_draws=n_draws)))  # float64 [K], [n_draws]
     edges = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
     if exact:
         # F(e) = 1/2 + arctan((atanh(e) - l) / s) / pi, and pi_ref(a) = F(e_{a+1}) - F(e_a)
@@ -63,7 +64,8 @@ def bin_reward(K: int = 100,  # number of bins
                width: float = 10.0,  # w > 0
               ) -> Tensor:  # [K] r(a) in (0, 1]
     "r(a) = exp(-((a - c) / w)^2) for a = 0..K-1."
-    K = check_int("K", K, 1); check_in_interval("center", center, 0.0, K, closed="left"); check_positive("width", width)
+    K = check_int("K", K, 1); check_scalar("center", center, 0.0, K, closed="left"); check_positive("width", width)
+    check_fits(8 * 2 * K, None, K=K)  # a and r, float64 [K]
     a = torch.arange(K, dtype=torch.float64)
     # r(a) = exp(-((a - c) / w)^2)
     return torch.exp(-(((a - center) / width) ** 2)).float()
@@ -106,7 +108,9 @@ def pair_positions(N: int,  # samples per batch
     N = check_int("N", N, 2); check_choice("pairing", pairing, PAIRINGS)
     if pairing == "best_worst": c = torch.tensor([0])
     elif pairing == "nested": c = torch.arange(N // 2)
-    else: c, r = torch.triu_indices(N, N, offset=1); return c, r
+    else:
+        check_fits(16 * (N * (N - 1) // 2), None, N=N)  # every pair: two int64 [N (N - 1) / 2]
+        c, r = torch.triu_indices(N, N, offset=1); return c, r
     return c, N - 1 - c
 
 # %% ../nbs/03_toy_bandit.ipynb #65d32a29
@@ -176,6 +180,7 @@ def _check_actions(actions: Tensor, K: int) -> None:
             or actions.ndim != 2 or actions.shape[1] < 2:
         what = f"dtype {actions.dtype}, shape {tuple(actions.shape)}" if isinstance(actions, Tensor) else f"{type(actions).__name__}: {actions!r}"
         raise ValueError(f"actions must be an integer tensor [R, N] of action ids, N >= 2 samples, got {what}"[:300])
+    check_tensor("actions", actions)  # not on the meta device (ids are not scanned for NaN: they are integers)
     bad = (actions < 0) | (actions >= K)
     if bool(bad.any()):
         i, j = (int(x) for x in bad.nonzero()[0])
@@ -200,7 +205,7 @@ def make_batch(actions: Tensor,  # [R, N] samples (action ids in [0, K), N >= 2)
         if x is None or tuple(x.shape) in shapes: continue
         if x.ndim and x.shape[-1] != K: raise ValueError(f"{name} covers {x.shape[-1]} actions but log_ref covers {K}, got {name} of shape {tuple(x.shape)}")
         raise ValueError(f"{name} must have shape {' or '.join(str(list(s)) for s in shapes)} (R = {R} rows of actions), got shape {tuple(x.shape)}")
-    check_choice("pairs", pairs, PAIRINGS); check_in_interval("min_reward_gap", min_reward_gap, 0.0, math.inf, closed="left")
+    check_choice("pairs", pairs, PAIRINGS); check_scalar("min_reward_gap", min_reward_gap, 0.0, math.inf, closed="left")
     r, idx = torch.sort(reward.expand(R, -1).gather(1, actions), dim=-1, descending=True, stable=True)
     b = empty_batch(R, N, pair_positions(N, pairs), actions.device)
     fill_batch(b, logp if behaviour_logp is None else behaviour_logp, log_ref, actions=actions.gather(1, idx), rewards=r,
@@ -263,7 +268,7 @@ class SFTPushDown(Rule):
     "Best-of-N SFT plus a push down on the worst sample: the negative-gradient twin of `sft`."
     push_down: float = 1.0  # lambda >= 0, the weight of the worst sample's push
     family: ClassVar[str] = "ml"
-    def __post_init__(self): check_in_interval("push_down", self.push_down, 0.0, math.inf, closed="left")
+    def __post_init__(self): check_scalar("push_down", self.push_down, 0.0, math.inf, closed="left")
     def loss(self, b): return -b.logps[:, 0] + self.push_down * b.logps[:, -1]  # L = -l_(1) + lambda l_(N)
     def coefficients(self, b):
         g = torch.zeros_like(b.logps)
@@ -303,7 +308,7 @@ class PPO(Rule):
     kl_coef: float = 0.05  # kappa >= 0
     family: ClassVar[str] = "pg"
     def __post_init__(self):
-        check_positive("clip", self.clip); check_in_interval("kl_coef", self.kl_coef, 0.0, math.inf, closed="left")
+        check_positive("clip", self.clip); check_scalar("kl_coef", self.kl_coef, 0.0, math.inf, closed="left")
     def kl_penalty(self): return self.kl_coef
     def loss(self, b):  # the surrogate; the KL term is added by the update (see `logit_gradient`)
         rho, A = (b.logps - b.behaviour_logps).exp(), b.advantages
@@ -333,7 +338,7 @@ class PairwiseRule(Rule):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{h.name} must be a finite number{' or None' if h.default is None else ''}, got {h.name}={v!r}")
             low, high = -math.inf if h.low is None else h.low, math.inf if h.high is None else h.high
-            check_in_interval(h.name, v, low, high, closed=h.closed)
+            check_scalar(h.name, v, low, high, closed=h.closed)
 
     def pair_losses(self, chosen, rejected, ref_chosen, ref_rejected) -> Tensor:  # each [P, R] -> [P, R]
         "The loss of every pair."
@@ -429,7 +434,7 @@ class RPO(DPO):
     "RPO: DPO plus alpha times the chosen samples' NLL (Pang et al., arXiv:2404.19733)."
     alpha: float = 1.0  # alpha >= 0, the weight of the NLL term
     def __post_init__(self):
-        super().__post_init__(); check_in_interval("alpha", self.alpha, 0.0, math.inf, closed="left")
+        super().__post_init__(); check_scalar("alpha", self.alpha, 0.0, math.inf, closed="left")
     def pair_losses(self, l_c, l_r, ref_c, ref_r):
         # L = -log sigma(beta m) - alpha l_c
         return super().pair_losses(l_c, l_r, ref_c, ref_r) - self.alpha * l_c
@@ -469,6 +474,7 @@ class MLPPolicy:
             raise ValueError(f"generators must be a list of R = {R} torch.Generators (one per run), got generators={generators!r}"[:300])
         self.x = contexts
         self.shapes = dict(W1=(F, D), b1=(F,), ln_w=(F,), ln_b=(F,), W2=(H, F), b2=(H,), W3=(H, H), b3=(H,), W4=(K, H), b4=(K,))
+        check_fits(4 * R * sum(math.prod(s) for s in self.shapes.values()), contexts.device, K=K, hidden=H, features=F)  # the float32 parameters
         self.params = torch.zeros(R, sum(math.prod(s) for s in self.shapes.values()), device=contexts.device)
         p = self.unpack(self.params)
         p["ln_w"].fill_(1.0)
@@ -543,6 +549,17 @@ def logit_gradient(p: Tensor,  # [R, K] pi
     return grad
 
 # %% ../nbs/03_toy_bandit.ipynb #420ca912
+def _footprint(cfg: BanditConfig) -> int:
+    "Bytes `train` surely allocates for `cfg`, a lower bound: its float32 [rows, K] buffers, the offline CDF, the record, the uniforms."
+    R = len(cfg.algorithms) * len(cfg.regime) * len(cfg.reward_center) * len(cfg.seeds)
+    Q, S, n_batches, n_epochs = R * cfg.contexts, len(cfg.seeds), cfg.dataset_size // cfg.n_samples, -(-cfg.steps // cfg.reuse)
+    # per run: reward, params, m, v, the gradient, the metrics' [2, K]; per row: reward, logp, p, the CDF, grad_z; the offline
+    # dataset's CDF expanded to [S n_batches, K]
+    per_k = 7 * R + 5 * Q + S * n_batches
+    if cfg.policy == "mlp": per_k += 3 * R * cfg.hidden  # the last layer W4 [K, H] of every run, with its two Adam moments
+    # the record [T + 1, R, 8] (the 8 METRICS) and the on-policy uniforms, drawn per seed [S, epochs, C, N] and laid out per row [epochs, Q, N]
+    return 4 * (cfg.K * per_k + (cfg.steps + 1) * R * 8 + n_epochs * cfg.n_samples * (S * cfg.contexts + Q))
+
 REGIMES, OPTIMIZERS, POLICIES = ("offline", "on_policy"), ("normalized", "adam", "sgd"), ("tabular", "mlp")
 
 def _as_list(name: str, x) -> list:
@@ -593,7 +610,7 @@ class BanditConfig:
         rules = _rule_classes(_as_list("algorithms", self.algorithms))
         self.algorithms = list(rules)
         self.K = check_int("K", self.K, 2)
-        self.reward_center = [float(check_in_interval("reward_center", c, 0.0, self.K, closed="left"))
+        self.reward_center = [float(check_scalar("reward_center", c, 0.0, self.K, closed="left"))
                               for c in _as_list("reward_center", self.reward_center)]
         check_positive("reward_width", self.reward_width)
         self.regime = [check_choice("regime", rg, REGIMES) for rg in _as_list("regime", self.regime)]
@@ -602,10 +619,10 @@ class BanditConfig:
         self.dataset_size = check_int("dataset_size", self.dataset_size, self.n_samples)
         self.reuse, self.steps = check_int("reuse", self.reuse, 1), check_int("steps", self.steps, 1)
         check_choice("pairs", self.pairs, PAIRINGS)
-        check_in_interval("min_reward_gap", self.min_reward_gap, 0.0, math.inf, closed="left")
+        check_scalar("min_reward_gap", self.min_reward_gap, 0.0, math.inf, closed="left")
         check_choice("policy", self.policy, POLICIES); check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.hidden, self.context_dim = check_int("hidden", self.hidden, 1), check_int("context_dim", self.context_dim, 1)
-        if self.logp_floor is not None: check_in_interval("logp_floor", self.logp_floor, -math.inf, 0.0, closed="neither")
+        if self.logp_floor is not None: check_scalar("logp_floor", self.logp_floor, -math.inf, 0.0, closed="neither")
         self.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", self.seeds)]
         if self.device is not None:  # one this machine has (a torch.device is stored as its name)
             dev = get_device(self.device); self.device = self.device if isinstance(self.device, str) else str(dev)
@@ -614,6 +631,9 @@ class BanditConfig:
                 raise ValueError(f"lr as a dict must name exactly the algorithms {self.algorithms}; got lr={self.lr!r}")
             self.lr = {a: float(check_positive(f"lr[{a!r}]", self.lr[a])) for a in self.algorithms}
         else: self.lr = float(check_positive("lr", self.lr))
+        # every size known: refuse one whose buffers cannot fit on the device, naming the sizes (`core.check_fits`)
+        sizes = dict(K=self.K, contexts=self.contexts, dataset_size=self.dataset_size, steps=self.steps) | (dict(hidden=self.hidden) if self.policy == "mlp" else {})
+        check_fits(_footprint(self), get_device(self.device), **sizes)
         check_type("hyperparameters", self.hyperparameters, dict)
         extra = set(self.hyperparameters) - set(self.algorithms)
         if extra: raise ValueError(f"hyperparameters names {sorted(extra)}, which are not among the algorithms {self.algorithms}")
@@ -747,6 +767,7 @@ def train(cfg: BanditConfig,  # what to run
     "Train every run of `cfg` at once, as batched tensor operations."
     check_type("cfg", cfg, BanditConfig)
     rows = len(cfg.algorithms) * len(cfg.regime) * len(cfg.reward_center) * len(cfg.seeds) * cfg.contexts
+    if record_policy: check_fits(4 * (cfg.steps + 1) * rows // cfg.contexts * cfg.K, get_device(cfg.device), steps=cfg.steps, K=cfg.K)  # History.logps
     with one_thread(rows * cfg.K <= 1 << 22):  # the lab's tensors are small: one intra-op thread (see core)
         return _train(cfg, progress, record_policy)
 
@@ -921,6 +942,10 @@ ARGUMENT_ERRORS: list[tuple[dict, str]] = [  # run_bandit keyword arguments -> a
     (dict(reuse=0), "reuse must be an integer >= 1"),
     (dict(dataset_size=5), "dataset_size must be an integer >= 10"),
     (dict(K=1), "K must be an integer >= 2"),
+    (dict(K=10**9, reward_center=5.0), "K=1000000000, contexts=1, dataset_size=1000, steps=300 would need at least"),  # before any allocation
+    (dict(steps=10**12), "K=100, contexts=1, dataset_size=1000, steps=1000000000000 would need at least"),  # the record of every step
+    (dict(algorithms="sft", lr=torch.tensor([0.1, 0.2])), "lr must be a finite number > 0"),
+    (dict(algorithms="rpo", alpha=torch.ones(3)), "alpha must be a number or a 0-d tensor, got a tensor of shape (3,)"),
     (dict(algorithms="ppo", kl_coef=-1), "kl_coef must be in [0.0, inf), got kl_coef=-1"),
     (dict(algorithms="ppo", clip=0), "clip must be a finite number > 0"),
     (dict(algorithms="sft", clip=0.2), "unknown keyword argument clip=0.2: not a run_bandit argument"),
@@ -966,7 +991,7 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
     "One run of `cfg`, one step at a time, by autograd through its rule's loss."
     check_type("cfg", cfg, BanditConfig); check_type("run", run, Run)
     check_choice("run.algorithm", run.algorithm, cfg.algorithms); check_choice("run.regime", run.regime, REGIMES)
-    check_in_interval("run.reward_center", run.reward_center, 0.0, cfg.K, closed="left"); check_int("run.seed", run.seed, 0)
+    check_scalar("run.reward_center", run.reward_center, 0.0, cfg.K, closed="left"); check_int("run.seed", run.seed, 0)
     if cfg.policy != "tabular" or cfg.contexts != 1: raise ValueError("reference_run covers the tabular policy with contexts=1")
     ref = reference_distribution(cfg.K, exact=cfg.exact_reference)
     log_ref, reward = ref.log(), bin_reward(cfg.K, run.reward_center, cfg.reward_width)
@@ -1009,7 +1034,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
     check_choice("divergence", divergence, ("forward", "reverse")); check_tensor("target", target, allow_inf=False)
     if target.ndim != 1 or len(target) < 2: raise ValueError(f"target must have shape [K], K >= 2, got shape {tuple(target.shape)}")
     K = len(check_distribution("target", target, len(target)))
-    if init_mean is not None: check_in_interval("init_mean", init_mean, -math.inf, math.inf, closed="neither")
+    if init_mean is not None: check_scalar("init_mean", init_mean, -math.inf, math.inf, closed="neither")
     if init_std is not None: check_positive("init_std", init_std)
     check_positive("lr", lr); steps = check_int("steps", steps, 1)
     p = target.double() / target.sum()

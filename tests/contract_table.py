@@ -358,6 +358,11 @@ def _table() -> dict[str, Entry | Reason]:
                                    dict(value=choice(named="regime")))
     T["core.check_in_interval"] = Entry(core.check_in_interval, lambda: dict(name="eps", value=0.25, low=0.0, high=0.5, closed="left"),
                                         dict(value=scalar_or_batch(0.0, 0.5, "left", B=3, named="eps", shapes=False), closed=choice()))
+    T["core.check_scalar"] = Entry(core.check_scalar, lambda: dict(name="eps", value=0.25, low=0.0, high=0.5, closed="left", batch=(3,)),
+                                   dict(value=scalar_or_batch(0.0, 0.5, "left", B=3, named="eps"), closed=choice()))
+    T["core.blame_nonfinite"] = Reason("called by the losses once their finiteness check failed: raises naming an input at +-inf, or the overflow (test_numerics)")
+    T["core.check_fits"] = Entry(lambda nbytes, device=None, **sizes: core.check_fits(nbytes, device, **sizes), lambda: dict(nbytes=1024, device="cpu", K=10),
+                                 dict(nbytes=scalar(0.0, None, "left"), device=device()))
     T["core.check_distribution"] = Entry(core.check_distribution, lambda: dict(name="ref", p=skewed3(), K=3),
                                          dict(p=distribution(named="ref")))
     T["core.check_logps"] = Entry(core.check_logps, lambda: dict(name="policy_logps", x=t(-1.0, -INF, 0.0)),
@@ -395,7 +400,10 @@ def _table() -> dict[str, Entry | Reason]:
                                   dict(token_logps=logps(seq=1, at=(0, 2)), log_sum_sq_probs=logps(seq=1, at=(0, 2)), mask=mask(seq=1)))
     T["core.one_thread"] = Reason("a context manager whose one argument is a flag (enabled)")
     T["core.machine_busy"] = Reason(NO_ARGS)
-    T["core.adam_step"] = Reason(HOT.format("train, train_pairs, reference_run, MLPPolicy.pretrain", "each of them"))
+    # adam_step checks structure and numbers, O(1) per step, never the buffers' values (a per-step scan in the labs' hot loops)
+    T["core.adam_step"] = Entry(core.adam_step, lambda: dict(theta=torch.zeros(2, 3), grad=torch.ones(2, 3), m=torch.zeros(2, 3), v=torch.zeros(2, 3), t=1,
+                                                             lr=0.1, betas=(0.9, 0.999), eps=1e-8, per_run=False),
+                                dict(theta=obj(), grad=obj(), m=obj(), v=obj(), t=integer(1), lr=positive(), betas=obj(), eps=positive()))
     T["core.get_device"] = Entry(core.get_device, lambda: dict(device="cpu"), dict(device=device()))
     T["core.seed_everything"] = Entry(core.seed_everything, lambda: dict(seed=0), dict(seed=integer(0, 2**32 - 1)))
     T["core.data_dir"] = Reason("takes one flag (create); the directory comes from the environment")
@@ -792,7 +800,7 @@ def _pairwise_rules(losses, toy) -> dict[str, Entry]:
     out = {}
     for name in sorted({f.names[0] for f in losses.LOSSES.values()}):
         hps = losses.loss_hyperparameters(name)
-        kinds = {"beta": positive(), **{h.name: _hyperparameter_kind(h, B) for h in hps if "[B]" not in h.doc}}
+        kinds = {"beta": positive(), **{h.name: _hyperparameter_kind(h, B) for h in hps if not h.per_example}}
         out[f"toy.RULES/{name}"] = Entry(toy.RULES[name], lambda: dict(beta=0.1), kinds)
     return out
 

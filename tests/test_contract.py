@@ -6,7 +6,9 @@ checks, or a one-line reason why it checks none. From the kinds come the cases:
 - `test_valid_call`: the entry's valid call runs and returns no NaN.
 - `test_bad_value`: each bad value of each argument's kind (NaN, +-inf, wrong dtype, wrong shape, out of range, wrong type)
   raises a `ValueError` whose message names the argument and, for a value, shows it.
-- `test_neginf_logps`: a log-probability of -inf (a legal value) gives a result without NaN, or a ValueError naming it.
+- `test_neginf_logps`: a log-probability of -inf (a legal value) gives a result without NaN, or a ValueError naming it; a loss
+  (issue 24's -inf rule) gives a finite value with a finite gradient, or a ValueError naming the argument that holds the -inf.
+- `test_meta`: a tensor on the meta device (a shape without data), or device="meta", is a ValueError naming the argument.
 - `test_empty_batch`, `test_empty_sequence`: a batch of 0 examples (sequences of 0 tokens) gives a defined result or a
   ValueError naming an argument, never a deep torch error or a NaN.
 - `test_unknown_keyword`: a callable that takes **kwargs refuses an unknown one with a ValueError naming it.
@@ -101,7 +103,8 @@ def short(e: BaseException) -> str:
     s = f"{type(e).__name__}: {e}".replace("\n", " ")
     return s if len(s) <= 240 else s[:237] + "..."
 
-def refused(call, names_any: tuple[str, ...], show: str | None = None, may_return: bool = False, neginf_ok: bool = True) -> str | None:
+def refused(call, names_any: tuple[str, ...], show: str | None = None, may_return: bool = False, neginf_ok: bool = True,
+            finite_loss: bool = False) -> str | None:
     "None if `call()` raises a ValueError naming one of `names_any` (and matching `show`), or returns a defined result when allowed."
     try: out = call()
     except ValueError as e:
@@ -115,6 +118,8 @@ def refused(call, names_any: tuple[str, ...], show: str | None = None, may_retur
         if has_nan(out): return f"a NaN result: {summary(out)}"
         if not neginf_ok and is_loss(out) and any(isinstance(x, torch.Tensor) and bool((x == -math.inf).any()) for x in _tensors(out)):
             return f"a loss of -inf: {summary(out)}"
+        if finite_loss and is_loss(out) and any(isinstance(x, torch.Tensor) and not bool(torch.isfinite(x).all()) for x in _tensors(out)):
+            return f"a loss of +-inf (the -inf rule: a finite value and gradient, or a ValueError naming the argument): {summary(out)}"
         return None
     return f"accepted: returned {summary(out)}"
 
@@ -154,6 +159,18 @@ def _dim_cases(attr: str, suffix: str) -> list[tuple[str, str]]:
             out.append((f"{key}-{suffix}", key))
     return out
 
+TENSOR_KINDS = ("logps", "logits", "labels", "mask", "lengths", "real", "distribution", "preferences", "per_example")
+
+def _meta_cases() -> list[tuple[str, str, str]]:
+    "(id, entry, argument): every tensor argument of every entry moved to the meta device, and every device argument set to 'meta'."
+    out = []
+    for key, e in _entries().items():
+        valid = e.valid()
+        for a, k in e.kinds.items():
+            if (k.name in TENSOR_KINDS and isinstance(valid.get(a), torch.Tensor)) or k.name == "device": out.append((f"{key}-{a}-meta", key, a))
+    return out
+
+
 def expand(pattern: str) -> list[str]:
     "The globs a pattern stands for: each {a,b,...} replaced by each alternative."
     m = re.search(r"\{([^{}]*)\}", pattern)
@@ -175,11 +192,11 @@ def _params(cases: list[tuple]) -> list:
         out.append(pytest.param(*case[1:], id=case[0], marks=marks))
     return out
 
-BAD, NEGINF = _bad_cases(), _neginf_cases()
+BAD, NEGINF, META = _bad_cases(), _neginf_cases(), _meta_cases()
 EMPTY_BATCH, EMPTY_SEQ = _dim_cases("batch", "empty-batch"), _dim_cases("seq", "empty-sequence")
 VALID = [(k, k) for k in _entries()]
 UNKNOWN_KW = [(f"{k}-unknown-keyword", k) for k, e in _entries().items() if e.unknown_kw]
-ALL_IDS = [c[0] for c in (*BAD, *NEGINF, *EMPTY_BATCH, *EMPTY_SEQ, *UNKNOWN_KW)]
+ALL_IDS = [c[0] for c in (*BAD, *NEGINF, *EMPTY_BATCH, *EMPTY_SEQ, *UNKNOWN_KW, *META)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------------
@@ -256,12 +273,30 @@ def test_neginf_logps(key, variant):
     def call():
         out.append(e.fn(**kw))
         return out[-1]
-    problem = refused(call, tuple(e.kinds[a].named or a for a in args), may_return=True, neginf_ok=False)
+    problem = refused(call, tuple(e.kinds[a].named or a for a in args), may_return=True, neginf_ok=False, finite_loss=True)
     if problem: fail(f"{key}({', '.join(args)} with -inf, {mode}): {problem}")
+    if out and is_loss(out[0]):  # the -inf rule: a finite loss has a finite gradient with respect to every log-prob input
+        lp = [a for a, k in e.kinds.items() if k.logps and k.name != "logits" and isinstance(kw.get(a), torch.Tensor) and kw[a].is_floating_point()]
+        kw2 = {k: v.detach().clone().requires_grad_() if k in lp else v for k, v in kw.items()}
+        res = [t for t in _tensors(e.fn(**kw2)) if isinstance(t, torch.Tensor) and t.requires_grad]
+        if lp and res:
+            for a, g in zip(lp, torch.autograd.grad(sum(t.sum() for t in res), [kw2[a] for a in lp], allow_unused=True)):
+                if g is not None and not bool(torch.isfinite(g).all()): fail(f"{key}({a} with -inf, {mode}): a non-finite gradient {g.tolist()}")
     finite = [t[torch.isfinite(t)].sum() for t in (_tensors(out[0]) if out else []) if isinstance(t, torch.Tensor) and t.requires_grad]
     if grads and finite:
         for a, g in zip(grads, torch.autograd.grad(sum(finite), [kw[a] for a in grads])):
             if bool(torch.isnan(g).any()): fail(f"{key}({a} with -inf, {mode}): NaN gradient at {torch.isnan(g).nonzero()[:4].tolist()}")
+
+
+
+@pytest.mark.parametrize("key,arg", _params(META))
+def test_meta(key, arg):
+    "A tensor on the meta device has a shape and no data: refused by the argument's name (the check_* helpers refuse it), as device='meta' is."
+    e = table()[key]
+    kw, kind = e.valid(), e.kinds[arg]
+    kw[arg] = "meta" if kind.name == "device" else kw[arg].to("meta")
+    problem = refused(lambda: e.fn(**kw), (kind.named or arg,), r"meta")
+    if problem: fail(f"{key}({arg} on the meta device): {problem}")
 
 
 def _sliced(key: str, attr: str) -> tuple[dict, tuple[str, ...]]:
@@ -300,7 +335,7 @@ if __name__ == "__main__":  # maintenance: which cases fail outside TODO, which 
     only = tuple(sys.argv[1:])
     runs = [(c[0], test_bad_value, c[1:]) for c in BAD] + [(c[0], test_neginf_logps, c[1:]) for c in NEGINF] + \
            [(c[0], test_empty_batch, c[1:]) for c in EMPTY_BATCH] + [(c[0], test_empty_sequence, c[1:]) for c in EMPTY_SEQ] + \
-           [(c[0], test_unknown_keyword, c[1:]) for c in UNKNOWN_KW]
+           [(c[0], test_unknown_keyword, c[1:]) for c in UNKNOWN_KW] + [(c[0], test_meta, c[1:]) for c in META]
     for case_id, test, args in runs:
         if only and not case_id.startswith(only): continue
         try: test(*args); failed = None

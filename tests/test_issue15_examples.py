@@ -49,8 +49,13 @@ def test_listwise_with_a_neginf_logp_is_not_nan(fn):
 
 @pytest.mark.parametrize("fn,kw", [(losses.kto_loss, dict(kl_ref_point=0.1)), (losses.bco_loss, dict(reward_shift=0.0))])
 def test_unpaired_with_a_neginf_logp_is_not_nan(fn, kw):
-    out = fn(torch.tensor([-INF, -1.0]), torch.tensor([-2.0, -1.0]), torch.tensor([1, 0]), beta=0.5, **kw)
-    assert not torch.isnan(out.losses).any()
+    "Issue 24's -inf rule: a finite value (KTO is bounded), or a ValueError naming the entry (BCO's desirable side has no finite limit)."
+    call = lambda: fn(torch.tensor([-INF, -1.0]), torch.tensor([-2.0, -1.0]), torch.tensor([1, 0]), beta=0.5, **kw)
+    if fn is losses.bco_loss:
+        with pytest.raises(ValueError, match=r"bco_loss has no finite value at index 0 \(inf\): policy_logps\[0\] = -inf"): call()
+    else: assert torch.isfinite(call().losses).all()
+    undesirable = fn(torch.tensor([-INF, -1.0]), torch.tensor([-2.0, -1.0]), torch.tensor([0, 0]), beta=0.5, **kw)  # the right tail: finite
+    assert torch.isfinite(undesirable.losses).all()
     with pytest.raises(ValueError, match=r"policy_logps\[0\] and ref_logps\[0\] are both -inf"):
         fn(torch.tensor([-INF, -1.0]), torch.tensor([-INF, -1.0]), torch.tensor([1, 0]), beta=0.5, **kw)
 
