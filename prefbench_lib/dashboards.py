@@ -9,10 +9,16 @@ import copy
 import functools
 import json
 import logging
+import numbers
 import os
+import reprlib
 import shlex
 import socket
 import threading
+import time
+import urllib.error
+import urllib.request
+import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -33,14 +39,14 @@ from .core import check_choice, check_int, check_texts, check_type, data_dir
 from .losses import LOSSES, loss_hyperparameters
 from .metrics import idealized_ranking_accuracy, pair_problem, train_pairs
 from .toy import bin_reward, kl_frontier, reference_distribution, run_bandit
-from .widgets import distinct_losses, hparam_range, loss_frame, toy_algorithms
+from .widgets import distinct_losses, escape_text, hparam_range, loss_frame, toy_algorithms
 
 # %% auto #0
 __all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS', 'DASH',
-           'REFERENCES', 'RUN_CONFIG', 'RUN_METRICS', 'PAGES', 'LOOPBACK', 'hyperparameter_class',
+           'REFERENCES', 'RUN_CONFIG', 'RUN_METRICS', 'RUN_NUMBERS', 'PAGES', 'LOOPBACK', 'hyperparameter_class',
            'hyperparameter_values', 'colors', 'Rendered', 'Explorer', 'loss_curves', 'RunCache', 'MarginsExplorer',
            'figure', 'axes', 'grid', 'ModeSeekingExplorer', 'band', 'reference_policy', 'NashExplorer', 'runs_root',
-           'read_run', 'RunsFound', 'read_runs', 'RunsExplorer', 'Dashboard', 'MarginsDashboard',
+           'read_run', 'RunsFound', 'read_runs', 'RunsExplorer', 'TextAlert', 'Dashboard', 'MarginsDashboard',
            'ModeSeekingDashboard', 'NashDashboard', 'RunsDashboard', 'Page', 'page', 'index_page', 'websocket_origins',
            'serialize_busy_state', 'quiet_closed_sockets', 'serve']
 
@@ -548,6 +554,49 @@ def runs_root(root: str | Path | None = None,  # a directory; None or '': $PREFB
 # %% ../nbs/11_dashboards.ipynb #cd351315
 RUN_CONFIG = {"loss_type": "loss_type", "mode": "mode", "beta": "beta", "reward": "reward", "steps": "planned_steps"}  # config.json field -> column
 RUN_METRICS = ["rewards/margins", "rewards/accuracies", "ranking_accuracy", "logps/chosen", "eval/reward", "eval/kl"]  # the columns the page draws
+RUN_NUMBERS = ["step", "pairs", *RUN_METRICS]  # the columns of metrics.parquet the page computes with: numbers wherever present
+
+def _run_config(path: Path,  # a run's config.json
+               ) -> dict:  # RUN_CONFIG's columns: loss_type ('+'-joined), mode, beta, reward, planned_steps
+    "The fields of config.json the page shows, checked: a ValueError says what is wrong with the file."
+    try: cfg = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e: raise ValueError(f"config.json is not JSON ({e})") from None
+    if not isinstance(cfg, dict): raise ValueError(f"config.json holds a JSON {type(cfg).__name__}, not an object of settings")
+    if missing := [k for k in RUN_CONFIG if k not in cfg]: raise ValueError(f"config.json has no {', '.join(missing)}")
+    lt = [cfg["loss_type"]] if isinstance(cfg["loss_type"], str) else cfg["loss_type"]
+    if not (isinstance(lt, list) and lt and all(isinstance(x, str) for x in lt)):
+        raise ValueError(f"config.json: loss_type must be a loss name or a list of them, got {reprlib.repr(cfg['loss_type'])}")
+    for k, kind, what in (("mode", str, "a string"), ("reward", str, "a string"), ("beta", numbers.Real, "a number"),
+                          ("steps", numbers.Integral, "an integer")):
+        if not isinstance(cfg[k], kind) or isinstance(cfg[k], bool): raise ValueError(f"config.json: {k} must be {what}, got {reprlib.repr(cfg[k])}")
+    return {c: cfg[k] for k, c in RUN_CONFIG.items()} | {"loss_type": "+".join(lt)}
+
+# %% ../nbs/11_dashboards.ipynb #6b0a872e
+def _some(values: Sequence, k: int = 5) -> str:
+    "The first k values, then an ellipsis if there are more."
+    return ", ".join(f"{v:g}" if isinstance(v, numbers.Real) else str(v) for v in list(values)[:k]) + (", …" if len(values) > k else "")
+
+def _run_metrics(path: Path,  # a run's metrics.parquet
+                ) -> pd.DataFrame:  # its rows by step, RUN_NUMBERS's columns as float64
+    "metrics.parquet, checked: rows, a finite step column with each step once, and numbers in every column the page computes with."
+    try:
+        with path.open("rb") as f: m = pd.read_parquet(f)  # an open file: pyarrow takes no path that is not UTF-8
+    except Exception as e:  # a damaged file raises whatever pyarrow meets first: it is this run's problem, named, not the page's
+        raise ValueError(f"metrics.parquet cannot be read ({type(e).__name__}: {e})") from None
+    if "step" not in m.columns: raise ValueError(f"metrics.parquet has no step column (columns: {', '.join(map(str, m.columns)) or 'none'})")
+    if m.empty: raise ValueError("metrics.parquet has no rows")
+    num = [c for c in RUN_NUMBERS if c in m.columns]
+    if bad := [f"{c} ({m[c].dtype})" for c in num if not pd.api.types.is_numeric_dtype(m[c]) or pd.api.types.is_complex_dtype(m[c])]:
+        raise ValueError(f"metrics.parquet: {', '.join(bad)} must hold numbers")
+    m = m.reset_index(drop=True).assign(**{c: m[c].to_numpy("float64", na_value=np.nan) for c in num})  # its own index is not used
+    if not np.isfinite(m.step).all(): raise ValueError("metrics.parquet: step holds NaN or ±inf")
+    if len(twice := m.step[m.step.duplicated()].unique()): raise ValueError(f"metrics.parquet has step {_some(twice)} more than once")
+    return m.sort_values("step", ignore_index=True)
+
+# %% ../nbs/11_dashboards.ipynb #42f7e28e
+def _run_name(run_dir: Path) -> str:
+    "A run's name, as the page keys and shows it: its folder's name; bytes that are not UTF-8 escaped (\\xff)."
+    return os.fsencode(run_dir.name or run_dir.resolve().name).decode("utf-8", "backslashreplace")
 
 def _stamp(run_dir: Path) -> tuple:
     "(mtime_ns, size) of config.json and metrics.parquet: what says a run changed; ValueError naming a missing file."
@@ -559,40 +608,55 @@ def _stamp(run_dir: Path) -> tuple:
     return tuple((s.st_mtime_ns, s.st_size) for s in (f.stat() for f in files))
 
 @pn.cache(max_items=256)
-def _read_run(path: str, stamp: tuple) -> pd.DataFrame:
-    "One run directory's metrics with its name and config columns; cached on (path, the files' mtimes and sizes)."
-    cfg = json.loads((Path(path) / "config.json").read_text())
-    if missing := [k for k in RUN_CONFIG if k not in cfg]: raise ValueError(f"config.json has no {', '.join(missing)}")
-    m = pd.read_parquet(Path(path) / "metrics.parquet")
-    if "step" not in m.columns: raise ValueError(f"metrics.parquet has no step column (columns: {', '.join(map(str, m.columns))})")
-    lt = cfg["loss_type"]
-    info = {"run": Path(path).name, **{c: cfg[k] for k, c in RUN_CONFIG.items()}, "loss_type": "+".join(lt) if isinstance(lt, list) else str(lt)}
-    return pd.concat([pd.DataFrame(info, index=m.index), m.sort_values("step")], axis=1).reset_index(drop=True)
+def _read_run(path: bytes, name: str, stamp: tuple) -> pd.DataFrame:
+    "One run directory's metrics with its name and config columns (config.json's win a clash); cached on (path, name, the files' mtimes and sizes)."
+    path = Path(os.fsdecode(path))  # the path as the file system's bytes: it need not be UTF-8, and the cache hashes UTF-8
+    info, m = {"run": name, **_run_config(path / "config.json")}, _run_metrics(path / "metrics.parquet")
+    return pd.concat([pd.DataFrame(info, index=m.index), m.drop(columns=[c for c in info if c in m.columns])], axis=1)
 
 def read_run(run_dir: str | Path,  # a directory holding config.json and metrics.parquet (a `lm_train.RunDir`)
             ) -> pd.DataFrame:  # one row per step: run, loss_type ('+'-joined), mode, beta, reward, planned_steps, then metrics.parquet's columns
     "A run directory's metrics and config as one frame; re-read only when a file changed. ValueError says what is wrong."
     run_dir = Path(run_dir)
-    return _read_run(str(run_dir.resolve()), _stamp(run_dir))
+    return _read_run(os.fsencode(run_dir.resolve()), _run_name(run_dir), _stamp(run_dir))
 
 # %% ../nbs/11_dashboards.ipynb #ee770008
 class RunsFound(NamedTuple):
     "What `read_runs` found under a root."
     frame: pd.DataFrame  # every readable run's rows (see `read_run`), runs in name order
-    problems: list[str]  # "could not read NAME: reason", one per directory under the root that is not a readable run
+    problems: list[str]  # "could not read NAME: reason" per entry under the root that is not a readable run; "NAME: column is ±inf at ..." per such column of a run
     stamps: tuple  # (name, stamp) per run read: equal stamps, same data
+
+def _not_a_run(p: Path) -> str | None:
+    "Why an entry under the root cannot be a run, before anything in it is read; None if it may be one."
+    if p.is_symlink() and not p.exists(): return f"a broken symbolic link (to {os.readlink(p)})"
+    if not p.is_dir(): return "not a directory (a run is a directory holding config.json and metrics.parquet)"
+    return None
+
+def _infinite(name: str, frame: pd.DataFrame) -> list[str]:
+    "One line per column of a run's frame that holds ±inf, with its steps: those points are not drawn."
+    return [f"{name}: {c} is ±inf at step {_some(frame.step[np.isinf(frame[c])])} (not drawn there)"
+            for c in RUN_NUMBERS[1:] if c in frame.columns and np.isinf(frame[c]).any()]
 
 def read_runs(root: str | Path,  # the directory whose subdirectories are runs (see `runs_root`)
              ) -> RunsFound:
-    "Every run directory under `root` in one frame; a directory that cannot be read is named with the reason, never dropped silently."
+    "Every run directory under `root` in one frame; whatever cannot be read is named with the reason, never dropped silently, and the others still read."
     root, frames, problems, stamps = Path(root), [], [], []
-    if root.exists() and not root.is_dir(): problems.append(f"could not read {root}: not a directory")
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []:
-        try: frames.append(read_run(d)); stamps.append((d.name, _stamp(d)))
-        except (OSError, ValueError, KeyError, TypeError) as e: problems.append(f"could not read {d.name}: {e}")
-    columns = ["run", *RUN_CONFIG.values(), "step", *RUN_METRICS]
+    try: entries = sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+    except OSError as e: entries, problems = [], [f"could not read {root}: {e.strerror or e}"]
+    for d in entries:
+        name = _run_name(d)
+        try:
+            if why := _not_a_run(d): raise ValueError(why)
+            frame, stamp = read_run(d), _stamp(d)
+        except Exception as e:  # a run directory is data: whatever is wrong with one is named, and the others still draw
+            problems.append(f"could not read {name}: {e if isinstance(e, ValueError) else f'{type(e).__name__}: {e}'}")
+            continue
+        frames.append(frame); stamps.append((name, stamp)); problems += _infinite(name, frame)
+    columns = ["run", *RUN_CONFIG.values(), *RUN_NUMBERS]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return RunsFound(frame.reindex(columns=list(dict.fromkeys(columns + list(frame.columns)))), problems, tuple(stamps))
+    frame = frame.reindex(columns=list(dict.fromkeys(columns + list(frame.columns)))).astype({c: "float64" for c in RUN_NUMBERS})
+    return RunsFound(frame, problems, tuple(stamps))
 
 # %% ../nbs/11_dashboards.ipynb #d44b18e2
 class RunsExplorer(Explorer):
@@ -638,7 +702,7 @@ def scan(self: RunsExplorer,
                 [r for r in self.runs if r in names] + [n for n in names if n not in self._seen])  # the selection, and runs new to this page
         self._seen.update(dict.fromkeys(names))
         self.found = found
-        self.param["runs"].objects = names
+        self.param["runs"].objects = {escape_text(n): n for n in names}  # the multi-choice box shows its labels as HTML
         self.param.update(runs=keep, revision=self.revision + 1)
         return True
 
@@ -664,10 +728,14 @@ def _metric_figure(self: RunsExplorer,
     "One line per run and column, one colour per run on every panel; evaluations (eval/*) as markers at the evaluation steps."
     d, col, data = self.selected(), colors(list(self._seen)), []
     for run, r in d.groupby("run", sort=False):
-        about = f"<b>{run}</b>: {r.loss_type.iloc[0]}, {r['mode'].iloc[0]}, β = {r.beta.iloc[0]}"
+        # the folder's name and config.json's values are outside text: into Plotly's labels through escape_text only
+        name, first = escape_text(run), r.iloc[0]
+        about = f"<b>{name}</b>: {escape_text(first.loss_type)}, {escape_text(first['mode'])}, β = {first.beta:g}"
         for k, (c, dash) in enumerate(columns):
-            p = r[[self.x, c]].dropna()  # evaluations exist only at evaluation steps; a step without pairs has no training metrics
-            data.append(dict(type="scatter", x=p[self.x].values, y=p[c].values, name=run, legendgroup=run, showlegend=k == 0,
+            p = r[[self.x, c]]
+            # evaluations exist only at evaluation steps, a step without pairs has no training metrics, ±inf is named among the problems
+            p = p[np.isfinite(p).all(axis=1)]
+            data.append(dict(type="scatter", x=p[self.x].values, y=p[c].values, name=name, legendgroup=name, showlegend=k == 0,
                              mode="lines+markers" if c.startswith("eval/") else "lines", line=dict(color=col[run], dash=dash),
                              hovertemplate=f"{about}<br>{self.x} %{{x}}<br>{c} %{{y:.4g}}<extra></extra>"))
     smoothed = self.smoothing > 1 and not all(c.startswith("eval/") for c, _ in columns)
@@ -703,12 +771,28 @@ def kl_figure(self: RunsExplorer) -> go.Figure:
 # %% ../nbs/11_dashboards.ipynb #625b5177
 @patch
 def message(self: RunsExplorer) -> str | None:
-    "What the page says when it finds no run: where it looked, and the command that makes one; None when there are runs."
+    "What the page says when it finds no run, as plain text: where it looked, and the command that makes one; None when there are runs."
     if not self.found.frame.empty: return None
     root = runs_root(self.root)
-    return (f"**No runs found** under `{root}`.\n\nTrain one (a tiny model; `prefbench train --fields` lists the settings):\n\n"
-            f"```\nprefbench train loss_type=ipo steps=100 --run-dir {shlex.quote(str(root / 'ipo'))}\n```\n\n"
-            "It shows here once it writes its first metrics, at its first checkpoint (press *refresh now*, or wait for the auto-refresh).")
+    return (f"No runs found under {root}.\n\nTrain one (a tiny model; prefbench train --fields lists the settings):\n\n"
+            f"    prefbench train loss_type=ipo steps=100 --run-dir {shlex.quote(str(root / 'ipo'))}\n\n"
+            "It shows here once it writes its first metrics, at its first checkpoint (press refresh now, or wait for the auto-refresh).")
+
+# %% ../nbs/11_dashboards.ipynb #d191b248
+class TextAlert(pn.pane.HTML):
+    "An alert box that shows its object as plain text, character for character: outside text is never HTML or Markdown here."
+    _stylesheets = pn.pane.Alert._stylesheets  # Bootstrap's alert colours, as Panel's own Alert
+
+    def __init__(self, object: str = "",  # the text, shown as it is (line breaks kept)
+                 alert_type: str = "info",  # one of Panel's alert types: info, warning, danger, ...
+                 **kwargs):  # the HTML pane's own parameters (visible, sizing_mode, ...); not named `params`, so that pn.extension
+                              # leaves this signature alone (it spells out every inherited parameter of an `**params` signature)
+        check_choice("alert_type", alert_type, pn.pane.alert.ALERT_TYPES)
+        super().__init__(object, css_classes=["alert", f"alert-{alert_type}"], **{"sizing_mode": "stretch_width", **kwargs})
+
+    def _transform_object(self, obj) -> dict:
+        "The HTML the page gets: the text through escape_text, the one way in."
+        return super()._transform_object(f'<div style="white-space: pre-wrap">{escape_text(obj or "")}</div>')
 
 # %% ../nbs/11_dashboards.ipynb #13bddb3c
 class Dashboard(pn.viewable.Viewer):
@@ -724,7 +808,7 @@ class Dashboard(pn.viewable.Viewer):
         out = explorer.render()
         self.panes = {k: pn.pane.Plotly(out.figures.get(k), sizing_mode="stretch_width", config={"displaylogo": False})
                       for k in explorer.FIGURES}
-        self.alert = pn.pane.Alert(out.error or "", alert_type="danger", visible=bool(out.errors), sizing_mode="stretch_width")
+        self.alert = TextAlert(out.error or "", alert_type="danger", visible=bool(out.errors))
         self._lock, self._version, self._errors = threading.Lock(), {k: 0 for k in self.panes}, dict(out.errors)
         names = [p for p in explorer.param if p != "name"]
         explorer.param.watch(self._changed, names)
@@ -825,8 +909,8 @@ class RunsDashboard(Dashboard):
     def __init__(self, explorer: RunsExplorer | None = None,  # None: RunsExplorer() with its defaults
                  **params):
         super().__init__(explorer, **params)
-        self.notice = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width")  # no runs: how to make one
-        self.problems = pn.pane.Alert("", alert_type="warning", sizing_mode="stretch_width")  # directories that could not be read
+        self.notice = TextAlert("", alert_type="info")  # no runs: how to make one
+        self.problems = TextAlert("", alert_type="warning")  # what could not be read, and why
         self._figures, self._poll = super().main(), None
         self.explorer.param.watch(self._show_found, ["revision"])
         self.explorer.param.watch(self._poll_every, ["auto_refresh"])
@@ -847,7 +931,7 @@ def _show_found(self: RunsDashboard, *_) -> None:
     "The empty-state message, the directories that could not be read, and the panels only when there are runs."
     msg, problems = self.explorer.message(), self.explorer.found.problems
     self.notice.param.update(object=msg or "", visible=msg is not None)
-    self.problems.param.update(object="\n".join(f"- {p}" for p in problems), visible=bool(problems))
+    self.problems.param.update(object="\n".join(problems), visible=bool(problems))
     self._figures.visible = msg is None
 
 @patch
@@ -955,24 +1039,70 @@ def quiet_closed_sockets() -> logging.Filter:
     log = logging.getLogger("asyncio")
     return next((f for f in log.filters if isinstance(f, _ClosedSocketFilter)), None) or (log.addFilter(f := _ClosedSocketFilter()) or f)
 
+# %% ../nbs/11_dashboards.ipynb #cda40132
+_LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # an address that binds every interface, reached through loopback
+_READY_S = 300.0  # seconds the server may take to answer and build every page once
+
+def _url_host(address: str) -> str: return f"[{address}]" if ":" in address else address
+
+def _claim_port(address: str,  # the interface the server binds
+                port: int,  # 0: any free port
+               ) -> int:  # the port, free now
+    "Bind the port as the server will (Tornado's bind_sockets) and let it go: a port in use is an OSError naming address and port."
+    from tornado.netutil import bind_sockets
+    try: sockets = bind_sockets(port, address)
+    except OSError as e: raise OSError(e.errno, f"cannot serve on {_url_host(address)}:{port}: {e.strerror or e}") from None
+    port = sockets[0].getsockname()[1]  # 0 asked for any: this is the one the OS gave
+    for s in sockets: s.close()
+    return port
+
 # %% ../nbs/11_dashboards.ipynb #c260544d
+def _get(url: str) -> None:
+    "GET url, bypassing any proxy (the server is on this machine): a URLError if nothing listens, an OSError naming url if it answers an error."
+    try: urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=_READY_S).close()
+    except urllib.error.HTTPError as e: raise OSError(f"GET {url} answered HTTP {e.code} {e.reason} (the server's log says why)") from None
+
+def _wait_for(server: threading.Thread, url: str) -> None:
+    "Request url until the server answers; an OSError if its thread ends first, or after _READY_S seconds."
+    deadline = time.monotonic() + _READY_S
+    while True:
+        try: return _get(url)
+        except urllib.error.URLError as e:  # nothing listens there yet
+            if not server.is_alive(): raise OSError(f"the server stopped before it answered {url} (its log says why)") from None
+            if time.monotonic() > deadline: raise OSError(f"nothing answered at {url} after {_READY_S:g} s: {e}") from None
+            time.sleep(0.05)
+
 def serve(port: int = 5006,  # 0: a free port
           address: str = "127.0.0.1",  # the interface to bind; anything but loopback needs allow_websocket_origin
-          *, show: bool = False,  # open a browser tab
+          *, show: bool = False,  # open a browser tab once the pages are ready
           allow_websocket_origin: list[str] | None = None,  # HOST[:PORT] origins allowed besides loopback
           threads: int = 4,  # worker threads: a long computation in one session does not block the others
-          start: bool = True,  # run the server's loop (blocks); False returns it started in a background thread
-         ):
-    "Serve the index and every dashboard on one Panel server; returns the server (a thread with `start=False`)."
-    check_int("port", port, 0, 65535); check_type("address", address, str)
+          start: bool = True,  # serve until Ctrl-C (a KeyboardInterrupt, after the server stopped); False: return once ready
+          on_ready: Callable[[str], None] | None = None,  # called with the URL, "http://HOST:PORT/", once it answers and every page was built
+         ) -> threading.Thread:  # the server's thread, serving (`.stop()` ends it)
+    "Serve the index and every dashboard on one Panel server: bind the port, build every page once, then announce the URL."
+    check_int("port", port, 0, 65535); check_type("address", address, str); check_int("threads", threads, 1)
     allow = check_texts("allow_websocket_origin", allow_websocket_origin or [], empty_ok=True)
-    port = port or _free_port(address)
+    if on_ready is not None: check_type("on_ready", on_ready, Callable)
+    websocket_origins(address, port, allow)  # a bad setting is refused before anything is bound
+    port = _claim_port(address, port)  # 1. the port: one in use fails here, before any page is built
     origins = websocket_origins(address, port, allow)
-    pn.config.nthreads = check_int("threads", threads, 1)
+    pn.config.nthreads = threads
     if threads > 1: serialize_busy_state()  # Panel's busy counter is not thread-safe
     quiet_closed_sockets()  # a tab closed mid-update is not an error
     apps = {"/": index_page, **{slug: (lambda slug=slug: page(slug)) for slug in PAGES}}
     titles = {"/": "prefbench dashboards", **{slug: f"prefbench · {p.dashboard.TITLE}" for slug, p in PAGES.items()}}
-    # warm: build every page once before serving, so the first visitor finds the default runs in the cache
-    return pn.serve(apps, port=port, address=address, websocket_origin=origins, show=show, start=start, threaded=not start,
-                    title=titles, verbose=False, warm=True)
+    server = pn.serve(apps, port=port, address=address, websocket_origin=origins, show=False, start=True, threaded=True, title=titles,
+                      verbose=False)
+    local = f"http://{_url_host(_LOCAL.get(address, address))}:{port}/"
+    try:
+        _wait_for(server, local)  # 2. it answers (the index page)
+        for slug in PAGES: _get(local + slug)  # 3. warm: every page built once, so the first visitor finds the default runs cached
+        url = f"http://{_url_host(address)}:{port}/"
+        if on_ready is not None: on_ready(url)  # 4. only now is the URL announced
+        if show: webbrowser.open(url)
+        while start and server.is_alive(): time.sleep(0.5)  # not join(): a Ctrl-C inside join() leaves the thread looking stopped
+    except BaseException:  # Ctrl-C, a server that does not answer, an on_ready that raises: the server stops too, and frees the port
+        server.stop(); server.join(30)
+        raise
+    return server

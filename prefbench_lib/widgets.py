@@ -22,8 +22,8 @@ from .losses import LOSSES, Hyperparameter, Pair, get_loss, gradient_weight, los
 from .toy import RULES, bin_reward, get_rule, reference_distribution, run_bandit
 
 # %% auto #0
-__all__ = ['distinct_losses', 'hparam_range', 'hyperparameter_controls', 'loss_frame', 'loss_figure', 'loss_explorer',
-           'toy_algorithms', 'toy_frame', 'toy_figure', 'toy_run_explorer']
+__all__ = ['distinct_losses', 'hparam_range', 'hyperparameter_controls', 'loss_frame', 'escape_text', 'loss_figure',
+           'loss_explorer', 'toy_algorithms', 'toy_frame', 'toy_figure', 'toy_run_explorer']
 
 # %% ../nbs/12_widgets.ipynb #b40c3119
 def distinct_losses() -> list[str]:  # the first name of every registered loss, sorted
@@ -89,6 +89,16 @@ def loss_frame(name: str,  # a name in LOSSES
     frame.attrs["config"] = dict(loss=name, beta=beta, margin_range=margin_range, n_points=n_points, hparams=hparams)
     return frame
 
+# %% ../nbs/12_widgets.ipynb #77557dba
+_REFERENCES = str.maketrans({c: f"&#{ord(c)};" for c in "\"'%$"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+def escape_text(text: str,  # from outside: a run-folder name, a path, a config value, an error message
+               ) -> str:  # HTML (and Plotly label text) that shows exactly `text`
+    "Untrusted text as display text: & < > \" ' % $ as character references, so a page or a Plotly label shows it and never interprets it."
+    check_type("text", text, str)
+    # a lone surrogate (a file name that is not UTF-8) as its escape \udcff: a page's JSON must be UTF-8
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").translate(_REFERENCES)
+
 # %% ../nbs/12_widgets.ipynb #e198d260
 def loss_figure(frame: pd.DataFrame,  # from `loss_frame`
                ) -> go.Figure:  # two panels side by side: L(Delta) and -dL/dDelta
@@ -108,7 +118,8 @@ def loss_figure(frame: pd.DataFrame,  # from `loss_frame`
     fig.add_hline(y=0, line=dict(color="black", width=0.5), row=1, col=2)
     fig.update_xaxes(title_text="margin Δ = ρ_c − ρ_r")
     fig.update_yaxes(title_text="L", row=1, col=1); fig.update_yaxes(title_text="−∂L/∂Δ", row=1, col=2)
-    fig.update_layout(title=f"{cfg.get('loss', 'loss')} ({setting}): the loss and where it pushes", template="plotly_white",
+    about = escape_text(f"{cfg.get('loss', 'loss')} ({setting})")  # a frame read back from a file: its config is outside text
+    fig.update_layout(title=f"{about}: the loss and where it pushes", template="plotly_white",
                       width=900, height=380, showlegend=False, margin=dict(t=80))
     return fig
 
@@ -215,7 +226,8 @@ def toy_figure(frame: pd.DataFrame,  # from `toy_frame`, or `run_bandit(..., rec
     fig.update_yaxes(title_text="π(a)", row=1, col=2)
     fig.update_yaxes(title_text="r(a)", range=[0, 1.02], secondary_y=True, row=1, col=2)
     start, end = er["mean"].iloc[[0, -1]]
-    fig.update_layout(title=f"{row.algorithm}, {row.regime}, reward peak at {c:g}: E_π[r] goes from {start:.2f} to {end:.2f}",
+    run = escape_text(f"{row.algorithm}, {row.regime}")  # a frame read back from a file: its names are outside text
+    fig.update_layout(title=f"{run}, reward peak at {c:g}: E_π[r] goes from {start:.2f} to {end:.2f}",
                       template="plotly_white", width=1000, height=400, legend=dict(orientation="h", y=-0.2), margin=dict(t=80))
     return fig
 

@@ -728,10 +728,13 @@ def _table() -> dict[str, Entry | Reason]:
                                               dict(address=text(), port=integer(0, 65535), allow=texts()))
     T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: makes Panel's global busy counter thread-safe (serve calls it); no data arguments")
     T["dashboards.quiet_closed_sockets"] = Reason(NO_ARGS)
-    T["dashboards.serve"] = Reason("starts a web server (blocking); its arguments are checked before serving (test_dashboards, test_cli)")
+    T["dashboards.serve"] = Reason("starts a web server (blocking, or on a thread with start=False); its arguments are checked before the port is "
+                                   "bound (11_dashboards, test_dashboards)")
+    T["dashboards.TextAlert"] = Entry(dashboards.TextAlert, lambda: dict(object="<b>x</b>", alert_type="warning"), dict(alert_type=choice()))
 
     # ---------------- widgets ----------------
     T["widgets.distinct_losses"] = Reason(NO_ARGS)
+    T["widgets.escape_text"] = Entry(widgets.escape_text, lambda: dict(text="<img src=x onerror=alert(1)>"), dict(text=text()))
     T["widgets.hparam_range"] = Entry(widgets.hparam_range, lambda: dict(h=_hyperparameter("cdpo")), dict(h=obj()))
     T["widgets.hyperparameter_controls"] = Entry(widgets.hyperparameter_controls, lambda: dict(name="cdpo"), dict(name=choice()))
     T["widgets.loss_frame"] = Entry(widgets.loss_frame, lambda: dict(name="cdpo", beta=0.1, margin_range=5.0, n_points=5, label_smoothing=0.1),
@@ -765,10 +768,15 @@ def _table() -> dict[str, Entry | Reason]:
 # ---------------------------------------------------------------------------------------------------------------------------
 
 def _hyperparameter_kind(h, B: int) -> Kind:
-    "A loss hyperparameter's kind from its documented range (`loss_hyperparameters`); a '[B]' docment also takes per-example tensors."
+    """A loss hyperparameter's kind from its declared range (`loss_hyperparameters`): one declared per example also takes [B] tensors;
+    every other tensor but a 0-d one is refused by name, never broadcast (issue 24: [B], [B, 1] and [1] against a batch of B)."""
     none_ok = h.default is None
-    if "[B]" in h.doc: return scalar_or_batch(h.low, h.high, h.closed, B=B, none_ok=none_ok)
-    return scalar(h.low, h.high, h.closed, none_ok=none_ok)
+    if h.per_example: return scalar_or_batch(h.low, h.high, h.closed, B=B, none_ok=none_ok)
+    base = scalar(h.low, h.high, h.closed, none_ok=none_ok)
+    def bads(v):
+        ok = float(v) if v is not None else 0.5 if h.low is None else h.low + 0.5 if h.high is None else (h.low + h.high) / 2
+        return base.bads(v) + [Bad(f"tensor-shape-{k}", torch.full(s, ok, dtype=torch.float64)) for k, s in (("B", (B,)), ("B1", (B, 1)), ("1", (1,)))]
+    return Kind("scalar", bads)
 
 def _reads(fn, Pair) -> tuple[str, ...]:
     "The Pair inputs a loss reads: those whose absence it reports ('needs X')."

@@ -3,18 +3,26 @@
 The browser tests drive Debian's Chromium with Playwright (`.ci/run` installs it when it is missing); nothing they load
 may come from outside the loopback interface.
 """
+import _thread
 import concurrent.futures
+import html
+import json
 import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
+import pandas as pd
 import param
 import pytest
 
@@ -143,6 +151,127 @@ def runs_root(tmp_path_factory) -> Path:
     return root
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# A run directory is data: a folder of bad runs, and runs whose names and config values are markup
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)", "<svg onload=alert(3)>", "quote \" and ' name", "[x](javascript:alert(4))",
+           "50% %{x} $x$ &amp; **b**"]  # folder names that must be shown as they are, and never run
+NOT_UTF8 = b"\xff-not-utf8"  # a folder name that is not UTF-8: Python reads it with a lone surrogate
+
+
+def make_runs(root: Path, source: Path) -> tuple[list[str], dict[str, str]]:
+    "Runs under `root`, made from the run `source`: (names that must be drawn, {name: what the page must say of it})."
+    cfg, m = json.loads((source / "config.json").read_text()), pd.read_parquet(source / "metrics.parquet")
+    raw = (source / "metrics.parquet").read_bytes()
+
+    def run(name: str, config: dict | None = cfg, metrics: pd.DataFrame | None = m, config_text: str | None = None,
+            metrics_bytes: bytes | None = None) -> None:
+        d = root / name
+        d.mkdir()
+        if config is not None or config_text is not None: (d / "config.json").write_text(config_text or json.dumps(config))
+        if metrics_bytes is not None: (d / "metrics.parquet").write_bytes(metrics_bytes)
+        elif metrics is not None: metrics.to_parquet(d / "metrics.parquet")
+
+    for name in HOSTILE: run(name)
+    run("config-holds-html", {**cfg, "mode": "<img src=x onerror=alert(5)>"})
+    run("repeated-index", metrics=m.set_axis([0] * len(m)))  # pandas' InvalidIndexError, once
+    run("nan-metric", metrics=m.assign(**{"rewards/margins": np.nan}))
+    run("inf-metric", metrics=m.assign(**{"logps/chosen": m["logps/chosen"].where(m.step != 5, -np.inf)}))
+    os.mkdir(os.path.join(os.fsencode(root), NOT_UTF8))
+    for f in ("config.json", "metrics.parquet"): shutil.copy(source / f, os.path.join(os.fsencode(root), NOT_UTF8, f.encode()))
+    drawn = [*HOSTILE, "config-holds-html", "repeated-index", "nan-metric", "inf-metric", os.fsdecode(NOT_UTF8)]
+    bad = {"repeated-step": "metrics.parquet has step 1, 2 more than once",
+           "string-metrics": "metrics.parquet: pairs (str), rewards/margins (str) must hold numbers",  # the TypeError in cumsum, once
+           "string-step": "metrics.parquet: step (str) must hold numbers",
+           "nan-step": "metrics.parquet: step holds NaN or ±inf",
+           "empty-parquet": "metrics.parquet has no rows",
+           "no-columns": "metrics.parquet has no step column (columns: none)",
+           "html-column": "metrics.parquet has no step column (columns: <img src=x onerror=alert(6)>)",
+           "truncated-parquet": "metrics.parquet cannot be read (",
+           "garbage-parquet": "metrics.parquet cannot be read (",
+           "config-not-json": "config.json is not JSON (",
+           "config-a-list": "config.json holds a JSON list, not an object of settings",
+           "config-html-value": "config.json: beta must be a number, got '<img",
+           "no-config": "no config.json",
+           "empty-directory": "not a run directory",
+           "a-file": "not a directory",
+           "broken-link": "a broken symbolic link (to "}
+    run("repeated-step", metrics=pd.concat([m, m.iloc[:2]]))
+    run("string-metrics", metrics=m.astype({"rewards/margins": str, "pairs": str}))
+    run("string-step", metrics=m.astype({"step": str}))
+    run("nan-step", metrics=m.assign(step=m.step.where(m.step != 2, np.nan)))
+    run("empty-parquet", metrics=m.iloc[:0])
+    run("no-columns", metrics=pd.DataFrame())
+    run("html-column", metrics=pd.DataFrame({"<img src=x onerror=alert(6)>": [1.0]}))
+    run("truncated-parquet", metrics_bytes=raw[:len(raw) // 2])
+    run("garbage-parquet", metrics_bytes=bytes(range(256)) * 4)
+    run("config-not-json", config_text="{")
+    run("config-a-list", config_text="[1, 2]")
+    run("config-html-value", {**cfg, "beta": "<img src=x onerror=alert(7)>"})
+    run("no-config", config=None)
+    run("empty-directory", config=None, metrics=None)
+    (root / "a-file").write_text("not a run")
+    (root / "broken-link").symlink_to(root / "nowhere")
+    return drawn, bad
+
+
+def _shown_as(name: str) -> str:
+    "A run's name as the page keys and shows it: the folder's name; bytes that are not UTF-8 escaped (\\xff)."
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _problem_lines(problems: list[str]) -> dict[str, str]:
+    "{run name: its 'could not read' line}."
+    return {p.removeprefix("could not read ").split(": ", 1)[0]: p for p in problems if p.startswith("could not read ")}
+
+
+def test_read_runs_names_every_bad_run_and_draws_the_rest(runs_root, tmp_path):
+    "Every malformed entry is named with its reason; every other run is read and drawn; markup in names and values stays text."
+    (tmp_path / "ipo").symlink_to(runs_root / "ipo")  # a run reached through a link: read, under the link's name
+    drawn, bad = make_runs(tmp_path, runs_root / "ipo")
+    (tmp_path / "unreadable").mkdir(); shutil.copy(runs_root / "ipo" / "config.json", tmp_path / "unreadable")
+    real_is_file = Path.is_file
+
+    def is_file(self, *args, **kwargs):  # a directory this process may not read (chmod 000 does not stop root, so the OS's error is played)
+        if "unreadable" in self.parts: raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self, *args, **kwargs)
+
+    with mock.patch.object(Path, "is_file", is_file):
+        found = D.read_runs(tmp_path)
+    drawn = [_shown_as(n) for n in drawn]
+    assert sorted(found.frame.run.unique()) == sorted([*drawn, "ipo"])
+    lines = _problem_lines(found.problems)
+    assert set(lines) == {*bad, "unreadable"}, found.problems
+    for name, says in bad.items(): assert says in lines[name], (name, lines[name])
+    assert lines["unreadable"].startswith("could not read unreadable: PermissionError: [Errno 13] Permission denied"), lines["unreadable"]
+    assert "inf-metric: logps/chosen is ±inf at step 5 (not drawn there)" in found.problems
+    # a repeated index is not a problem: the run reads as the original
+    ipo = found.frame[found.frame.run == "ipo"].drop(columns="run").reset_index(drop=True)
+    pd.testing.assert_frame_equal(found.frame[found.frame.run == "repeated-index"].drop(columns="run").reset_index(drop=True), ipo)
+
+    ex = D.RunsExplorer(root=str(tmp_path), runs=[*drawn, "ipo"])
+    out = ex.render()
+    assert not out.errors and sorted(out.figures) == sorted(D.RunsExplorer.FIGURES)
+    for key, fig in out.figures.items():
+        names = [t.name for t in fig.data if t.showlegend]
+        assert sorted(html.unescape(n) for n in names) == sorted([*drawn, "ipo"]), key
+        for t in fig.data:
+            assert "<" not in t.name and "<img" not in t.hovertemplate and "<script" not in t.hovertemplate, (key, t.name)
+            if len(t.y): assert np.isfinite(np.asarray(t.y, dtype=float)).all() and np.isfinite(np.asarray(t.x, dtype=float)).all(), (key, t.name)
+        fig.to_json().encode("utf-8")  # the page's JSON can carry every name
+    logps = {html.unescape(t.name): t for t in out.figures["logps"].data}
+    assert len(logps["inf-metric"].x) == len(logps["ipo"].x) - 1 and 5 not in logps["inf-metric"].x  # the -inf point is left out
+    assert len(logps["nan-metric"].x) == len(logps["ipo"].x)  # a NaN metric of another panel does not touch this one
+    assert "&lt;img src=x onerror=alert(5)&gt;" in logps["config-holds-html"].hovertemplate
+
+    db = D.RunsDashboard(ex)
+    assert db.problems.visible and db.problems.object == "\n".join(ex.found.problems) and len(ex.found.problems) == len(bad) + 2
+    assert isinstance(db.problems, D.TextAlert) and isinstance(db.notice, D.TextAlert) and isinstance(db.alert, D.TextAlert)
+    shown = html.unescape(db.problems.get_root().text)  # the markup the page puts in: one wrapper, every line as text
+    assert shown.count("<") == 2 and shown.startswith('<div style="white-space: pre-wrap">'), shown[:300]
+    assert not any("<" in label for label in ex.param["runs"].get_range()), "the runs box shows its labels as HTML: they are escaped"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, runs_root):
     "`prefbench dashboard` in a subprocess, its Runs page on `runs_root`; yields (base URL, path of its log)."
@@ -178,6 +307,80 @@ def test_the_server_serves_the_index_and_every_page_from_loopback(server):
         for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
             assert not re.match(r"(https?:)?//", ref) or ref.startswith(url[:-1]), (slug, ref)
     assert "Traceback" not in log.read_text()
+
+
+# `serve` itself, in this process, on one tiny page: bind first, then build every page, then announce the URL
+
+class _Tiny(D.Explorer):
+    "One cheap panel; it notes when it was built."
+    x = param.Number(1.0)
+    FIGURES = {"line": ("x",)}
+    built: list[float] = []
+
+    def line_figure(self):
+        _Tiny.built.append(time.monotonic())
+        return D.figure([dict(type="scatter", x=[0, 1], y=[0, self.x])], {"title": {"text": "tiny"}})
+
+
+class _TinyDashboard(D.Dashboard):
+    EXPLORER, TITLE = _Tiny, "Tiny"
+
+
+@pytest.fixture
+def tiny_pages(monkeypatch):
+    "PAGES holding one tiny page; Panel's thread setting restored afterwards."
+    monkeypatch.setattr(D, "PAGES", {"tiny": D.Page(_TinyDashboard, "One line.")})
+    monkeypatch.setattr(D.pn.config, "nthreads", D.pn.config.nthreads)
+    _Tiny.built.clear()
+
+
+def _refused(url: str) -> bool:
+    try: urllib.request.urlopen(url, timeout=5)
+    except urllib.error.URLError: return True
+    return False
+
+
+def test_serve_announces_its_url_only_once_it_answers_and_every_page_was_built(tiny_pages):
+    heard = []
+
+    def on_ready(url: str) -> None:
+        built = len(_Tiny.built)  # pages built before the announcement
+        with urllib.request.urlopen(url + "tiny", timeout=30) as r: heard.append((url, built, r.status))
+
+    server = D.serve(0, start=False, on_ready=on_ready, threads=1)
+    try:
+        [(url, built, status)] = heard
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url) and status == 200 and built >= 1, heard
+    finally:
+        server.stop(); server.join(30)
+    assert not server.is_alive() and _refused(url)  # stopped: the port is closed
+
+
+@pytest.mark.parametrize("busy,address", [("127.0.0.1", "127.0.0.1"), ("127.0.0.1", "localhost"), ("::1", "::1")])
+def test_serve_refuses_a_port_in_use_at_once_naming_it(tiny_pages, busy, address):
+    family = socket.AF_INET6 if ":" in busy else socket.AF_INET
+    with socket.socket(family) as s:
+        try: s.bind((busy, 0))
+        except OSError: pytest.skip(f"no {busy} on this machine")
+        s.listen()
+        port, t0 = s.getsockname()[1], time.monotonic()
+        host = f"[{address}]" if ":" in address else address
+        with pytest.raises(OSError, match=rf"cannot serve on {re.escape(host)}:{port}: Address already in use"):
+            D.serve(port, address, start=False, on_ready=lambda url: pytest.fail(f"announced {url}"))
+        assert time.monotonic() - t0 < 3
+    assert _Tiny.built == []  # refused before any page was built
+
+
+def test_serve_serves_until_ctrl_c_then_frees_the_port(tiny_pages):
+    heard = []
+
+    def on_ready(url: str) -> None:
+        heard.append(url)
+        threading.Timer(0.5, _thread.interrupt_main).start()  # Ctrl-C, half a second into serving
+
+    with pytest.raises(KeyboardInterrupt):
+        D.serve(0, start=True, on_ready=on_ready, threads=1)
+    assert len(heard) == 1 and _refused(heard[0])  # the server stopped before serve returned: the port is closed
 
 
 def test_the_command_refuses_a_public_address_without_origins():
@@ -328,6 +531,71 @@ def test_the_runs_page_draws_every_run_follows_new_ones_and_says_when_there_is_n
         for extra in ("ipo-again", "broken"): shutil.rmtree(runs_root / extra, ignore_errors=True)
     assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]
     page.close()
+
+
+# every element the page holds, through its shadow roots (Panel draws each component in one): what a payload would have made
+_INJECTED_JS = """() => {
+  const found = [];
+  const walk = root => {
+    for (const el of root.querySelectorAll("*")) {
+      const tag = el.tagName.toLowerCase();
+      for (const a of el.attributes) if (/^on/i.test(a.name)) found.push(`${tag}[${a.name}]`);
+      if (tag === "img" && el.getAttribute("src") === "x") found.push("img[src=x]");
+      if (tag === "script" && /alert\\(/.test(el.textContent)) found.push("script: " + el.textContent.slice(0, 60));
+      if ((el.getAttribute("href") || el.getAttribute("xlink:href") || "").trim().toLowerCase().startsWith("javascript:")) found.push(`${tag}[href=javascript:]`);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return found;
+}"""
+
+
+def test_the_runs_page_shows_outside_text_as_text_and_names_every_bad_run(server, runs_root, browser):
+    "Markup in folder names, config values and error texts is shown as characters, never run; every bad run is named; the rest draw."
+    url, log = server
+    drawn, bad = make_runs(runs_root, runs_root / "ipo")
+    shown = [*HOSTILE, "config-holds-html", os.fsdecode(NOT_UTF8)]  # drawn at first: the most recently written (RunsExplorer.RECENT)
+    assert len(shown) <= D.RunsExplorer.RECENT
+    for i, name in enumerate(shown):  # newer than every other run
+        os.utime(runs_root / name / "metrics.parquet", ns=(time.time_ns() + (i + 1) * 10**9,) * 2)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    watch = Watch(page, url[:-1])
+    try:
+        page.goto(url + "runs")
+        n = len(D.RunsExplorer.FIGURES)
+        page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
+        listed = page.get_by_text("could not read repeated-step")
+        _wait_for(lambda: all(f"could not read {name}: " in listed.inner_text() for name in bad), "every bad run is named")
+        problems = listed.inner_text()
+        page.wait_for_timeout(1000)  # time for a payload to fire
+        assert dialogs == [] and page.evaluate(_INJECTED_JS) == [], (dialogs, page.evaluate(_INJECTED_JS))
+        for name, says in bad.items(): assert f"could not read {name}: " in problems and says in problems, (name, problems)
+        assert "inf-metric: logps/chosen is ±inf at step 5 (not drawn there)" in problems
+        # every name as its characters: in each figure's legend, and in the box that picks the runs
+        expected = sorted(_shown_as(n) for n in shown)
+        for i in range(n):
+            assert sorted(page.locator(".js-plotly-plot").nth(i).locator(".legendtext").all_text_contents()) == expected, i
+        chosen = " ".join(page.locator(".choices__list--multiple .choices__item").all_text_contents())
+        for name in expected: assert name in chosen, (name, chosen)
+        # a config value in a hover label: as its characters
+        hover = page.locator(".js-plotly-plot").nth(0).evaluate("""el => {
+            const i = el.data.findIndex(t => t.name === "config-holds-html");
+            Plotly.Fx.hover(el, [{curveNumber: i, pointNumber: 0}]);
+            return el.querySelector(".hoverlayer").textContent; }""")
+        assert "config-holds-html: ipo, <img src=x onerror=alert(5)>, β = 0.1" in hover, hover
+        page.wait_for_timeout(500)
+        assert dialogs == [] and page.evaluate(_INJECTED_JS) == [], (dialogs, page.evaluate(_INJECTED_JS))  # after the hover too
+        watch.check()
+    finally:
+        page.close()
+        for name in [*drawn, *bad]:
+            p = runs_root / name
+            if p.is_symlink() or p.is_file(): p.unlink()
+            else: shutil.rmtree(p)
+    assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]
 
 
 def test_index_page_links_every_dashboard(server, browser):

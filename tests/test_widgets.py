@@ -1,13 +1,15 @@
-"""Properties of the widget helpers' pure parts (hypothesis): slider ranges the losses accept, finite explorer frames."""
+"""Properties of the widget helpers' pure parts (hypothesis): slider ranges the losses accept, finite explorer frames, escaped text."""
+import html
 import inspect
 import math
+import re
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from prefbench_lib.losses import LOSSES, Hyperparameter
-from prefbench_lib.widgets import distinct_losses, hparam_range, hyperparameter_controls, loss_frame
+from prefbench_lib.widgets import distinct_losses, escape_text, hparam_range, hyperparameter_controls, loss_frame
 
 NAMES = distinct_losses()
 gap = st.one_of(st.just(0.0), st.floats(1e-3, 100.0))  # distance from the default to a finite end (0: the end is the default)
@@ -76,3 +78,39 @@ def test_frame_matches_dpo_closed_form_for_any_beta():
         np.testing.assert_allclose(f.gradient_weight, beta / (1 + np.exp(beta * d)), rtol=1e-10, atol=1e-300)
         np.testing.assert_allclose(f.loss, np.logaddexp(0, -beta * d), rtol=1e-10)
         assert math.isclose(f.attrs["config"]["beta"], beta)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# escape_text: outside text shown, never interpreted
+
+_PLOTLY_NAMED = {"mu": "μ", "amp": "&", "lt": "<", "gt": ">", "nbsp": "\xa0", "times": "×", "plusmn": "±", "deg": "°"}
+
+
+def plotly_shows(label: str) -> str:
+    "The text Plotly.js shows for a label without markup: its convertEntities (svg_text_utils), written out in Python."
+    def one(m):
+        ref = m.group(1)
+        if ref.startswith("#x"): return chr(int(ref[2:], 16))
+        if ref.startswith("#"): return chr(int(ref[1:]))
+        return _PLOTLY_NAMED.get(ref, m.group(0))
+    return re.sub(r"&(#\d+|#x[\da-fA-F]+|[a-z]+);", one, label)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=["Cs"]), max_size=40) |
+       st.lists(st.sampled_from(["<", ">", "&", '"', "'", "%{x}", "$", "&amp;", "&lt;", "&mu;", "&#60;", "<img src=x onerror=alert(1)>",
+                                 "</script>", "[x](javascript:alert(1))", "a"]), max_size=8).map("".join))
+def test_escape_text_is_read_back_as_the_text_by_a_browser_and_by_plotly(s):
+    out = escape_text(s)
+    assert html.unescape(out) == s  # what a browser's HTML parser shows (the standard library's decoder as the peer)
+    assert plotly_shows(out) == s  # what Plotly shows in a legend, a title or a hover label
+    assert not set("<>\"'%$") & set(out), out  # no tag, no attribute quote, no hover-template field, no LaTeX delimiter
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["\udcff", "\ud800", "\udfff", "<", "&", "é"]) | st.characters(exclude_categories=()), max_size=20).map("".join))
+def test_escape_text_of_any_python_string_is_utf8(s):
+    "A name read from a file system that is not UTF-8 holds lone surrogates: shown as their escapes, in text a page's JSON can carry."
+    out = escape_text(s)
+    out.encode("utf-8")
+    assert html.unescape(out) == s.encode("utf-8", "backslashreplace").decode("utf-8")
