@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 # %% auto #0
@@ -32,19 +33,12 @@ def info() -> dict:
 # %% ../nbs/90_cli.ipynb #8b3c2ee1
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from prefbench_lib import dashboards  # imports panel and torch: only when asked
-    try:
-        if not 0 <= args.port <= 65535: raise ValueError(f"port must be in [0, 65535], got port={args.port}")
-        port = args.port or dashboards._free_port(args.address)
-        dashboards.websocket_origins(args.address, port, args.allow_websocket_origin)  # refuse a bad setting before serving
-        host = f"[{args.address}]" if ":" in args.address else args.address
-        print(f"prefbench dashboards: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
-        dashboards.serve(port, args.address, show=args.show, allow_websocket_origin=args.allow_websocket_origin, threads=args.threads)
-    except ValueError as e:
-        print(f"prefbench dashboard: error: {e}", file=sys.stderr)
+    announce = lambda url: print(f"prefbench dashboards: {url}  (Ctrl-C to stop)", flush=True)  # once it answers, every page built
+    try: dashboards.serve(args.port, args.address, show=args.show, allow_websocket_origin=args.allow_websocket_origin,
+                          threads=args.threads, on_ready=announce)  # a bad setting: a ValueError, main's error line
+    except OSError as e:  # the port is taken (named in the message, found before any page is built), or the server died
+        print(f"prefbench dashboard: error: {e.strerror or e}", file=sys.stderr)
         return 2
-    except OSError as e:  # e.g. the port is taken
-        print(f"prefbench dashboard: error: cannot serve on {args.address}:{args.port}: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt: pass
     return 0
 
@@ -55,15 +49,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         defaults = lm_train.TrainConfig().to_dict()
         for k, doc in lm_train.TrainConfig.fields().items(): print(f"{k} = {defaults[k]!r}\n    {doc}")
         return 0
+    cfg = lm_train.load_config(args.config, args.overrides)  # a ValueError: main's error line
+    from prefbench_lib.core import data_dir
+    run = args.run_dir or str(data_dir() / "runs" / f"{'+'.join(cfg.loss_type)}-{cfg.mode}-seed{cfg.seed}")
+    print(f"prefbench train: run directory {run}", flush=True)
     try:
-        cfg = lm_train.load_config(args.config, args.overrides)
-        from prefbench_lib.core import data_dir
-        run = args.run_dir or str(data_dir() / "runs" / f"{'+'.join(cfg.loss_type)}-{cfg.mode}-seed{cfg.seed}")
-        print(f"prefbench train: run directory {run}", flush=True)
-        lm_train.train(cfg, run, resume=not args.fresh)
-    except ValueError as e:
-        print(f"prefbench train: error: {e}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():  # what a resume skipped or redid: one line each, not Python's warning format
+            warnings.showwarning = lambda message, *_, **__: print(f"prefbench train: warning: {message}", file=sys.stderr, flush=True)
+            lm_train.train(cfg, run, resume=not args.fresh)
     except KeyboardInterrupt:
         print("prefbench train: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130
@@ -112,11 +105,17 @@ def main(argv: list[str] | None = None,  # arguments without the program name; N
         ) -> int:  # exit status
     "Entry point of the `prefbench` console script."
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # FIELD=VALUE overrides after an option (`train --run-dir r steps=5`): argparse takes one run of positionals only
+        if isinstance(getattr(args, "overrides", None), list) and not any(a.startswith("-") for a in extra): args.overrides += extra
+        else: parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     try: return args.func(args)
+    except ValueError as e:  # a user's mistake (a field, a file, a setting): one line naming it, never a traceback
+        print(f"prefbench {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader went away (`prefbench info --json | head -c 0`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not raise again
         return 0

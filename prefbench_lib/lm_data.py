@@ -483,5 +483,9 @@ def read_dataset(path: str | Path,  # a .jsonl / .json (JSON Lines) or .parquet 
     path = Path(path)
     fmt = check_choice("path suffix", path.suffix, _SUFFIXES) and _SUFFIXES[path.suffix]
     if not path.is_file(): raise ValueError(f"path must be an existing file, got path={str(path)!r}")
-    ds = Dataset.from_json(str(path), keep_in_memory=True) if fmt == "json" else Dataset.from_parquet(str(path), keep_in_memory=True)
-    return validate_dataset(ds, kind)
+    try: ds = Dataset.from_json(str(path), keep_in_memory=True) if fmt == "json" else Dataset.from_parquet(str(path), keep_in_memory=True)
+    except Exception as e:  # whatever datasets or pyarrow raise for a file that is not what its suffix says: name the file and the root cause
+        while e.__cause__: e = e.__cause__  # datasets wraps pyarrow's error (its own fallback parser's error is only context)
+        raise ValueError(f"{str(path)!r} cannot be read as {fmt} ({type(e).__name__}: {' '.join(str(e).split()) or 'no rows'})"[:500]) from None
+    try: return validate_dataset(ds, kind)
+    except ValueError as e: raise ValueError(f"{str(path)!r}: {e}") from None

@@ -5,13 +5,14 @@
 # %% ../nbs/09_lm_train.ipynb #44ed0a16
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import math
-import os
 import random
 import tomllib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +22,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (check_choice, check_in_interval, check_int, check_lengths, check_logps, check_positive, check_same_shape,
+from .core import (check_choice, check_fits, check_in_interval, check_int, check_lengths, check_logps, check_positive, check_same_shape,
                                 check_texts, check_type, completion_lengths, one_thread, sequence_logps, value_checks,
                                 value_checks_enabled)
 from .listwise import LIST_LOSSES
+from .runs import RunDir, RunWarning, commit_dir, load_tree, save_tree, verify
 from .losses import F_DIVERGENCES, LOSSES, LossOutput, Pair, RunningMean, loss_mixture, bco_loss, get_loss, kto_kl_ref_point, kto_loss, loss_hyperparameters
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'MODES', 'LOSS_KINDS', 'FAMILIES', 'TrainConfig', 'load_config', 'build_model', 'encode', 'Batch',
-           'collate', 'batch_logps', 'StepLoss', 'preference_loss', 'pair_metrics', 'Examples', 'Family', 'family_of',
-           'sample', 'RunDir', 'Batches', 'train_step', 'train']
+__all__ = ['MODEL_KINDS', 'MODES', 'LOSS_KINDS', 'FAMILIES', 'REFERENCE_FILES', 'CHECKPOINT_FILES', 'TrainConfig', 'load_config',
+           'build_model', 'encode', 'Batch', 'collate', 'batch_logps', 'StepLoss', 'preference_loss', 'pair_metrics',
+           'Examples', 'Family', 'family_of', 'sample', 'Batches', 'train_step', 'train']
 
 # %% ../nbs/09_lm_train.ipynb #8cfbb7e1
 MODEL_KINDS = ("llama", "gpt2")  # models built from a transformers config; anything else must be a local directory
@@ -81,6 +83,8 @@ class TrainConfig:
         self.loss_type = list(self.loss_type)
         if not self.loss_type: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
         for name in self.loss_type: check_choice("loss_type", name, [n for names in LOSS_KINDS.values() for n in names])
+        same = [(a, b) for i, b in enumerate(self.loss_type) for a in self.loss_type[:i] if LOSSES.get(a, a) is LOSSES.get(b, b)]
+        if same: raise ValueError(f"loss_type counts one loss twice ({same[0][0]!r} and {same[0][1]!r} are the same loss), got loss_type={self.loss_type}")
         kinds = sorted({_loss_kind(n) for n in self.loss_type})
         if len(kinds) > 1: raise ValueError(f"loss_type mixes losses of different kinds ({', '.join(kinds)}), got loss_type={self.loss_type}; "
                                             "only pairwise losses and 'sft' combine")
@@ -92,20 +96,25 @@ class TrainConfig:
             self.loss_weights = [float(check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")) for w in self.loss_weights]
         check_type("model", self.model, str); check_type("data", self.data, (str, type(None)))
         check_type("sync_ref_model", self.sync_ref_model, bool); check_type("bf16", self.bf16, (bool, type(None)))
-        if self.model not in MODEL_KINDS and not Path(self.model).is_dir():
-            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)} or a local directory with from_pretrained weights, got model={self.model!r}")
+        if self.model not in MODEL_KINDS and not (Path(self.model) / "config.json").is_file():
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)} or a local directory with from_pretrained weights (config.json), got model={self.model!r}")
         for k in ("hidden_size", "layers", "heads", "sft_examples", "pairs", "steps", "batch_size", "max_new_tokens", "ref_model_sync_steps", "eval_prompts"):
             check_int(k, getattr(self, k), 1)
         for k in ("sft_steps", "eval_every", "checkpoint_every", "seed"): check_int(k, getattr(self, k), 0)
         check_int("candidates", self.candidates, 2); check_int("samples", self.samples, 2)
         if self.hidden_size % self.heads: raise ValueError(f"hidden_size must be a multiple of heads ({self.heads}), got hidden_size={self.hidden_size}")
+        if self.model in MODEL_KINDS:  # policy and reference weights, gradients and AdamW's two moments, float32: 5 x 4 bytes a parameter
+            check_fits(20 * _parameters(self.model, self.hidden_size, self.layers), hidden_size=self.hidden_size, layers=self.layers)
         for k in ("beta", "lr", "sft_lr"): check_positive(k, getattr(self, k))
         check_in_interval("ref_model_mixup_alpha", self.ref_model_mixup_alpha, 0.0, 1.0, closed="right")
         check_choice("mode", self.mode, MODES)
         from prefbench_lib.lm_data import REWARDS  # the lab's own data module
         check_choice("reward", self.reward, REWARDS)
         _language(self.language)  # the lab's Language accepts these fields
-        if self.data is not None and not Path(self.data).is_file(): raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
+        if self.data is not None:
+            from prefbench_lib.lm_data import _SUFFIXES  # the file formats read_dataset reads
+            if Path(self.data).suffix not in _SUFFIXES: raise ValueError(f"data must be a {', '.join(_SUFFIXES)} file (TRL's formats), got data={self.data!r}")
+            if not Path(self.data).is_file(): raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
         _loss_kwargs(self.loss_type, check_type("loss_kwargs", self.loss_kwargs, dict))  # every key belongs to a chosen loss and lies in its range
         check_choice("f_divergence_type", self.f_divergence_type, F_DIVERGENCES)
         check_in_interval("f_alpha_divergence_coef", self.f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
@@ -128,6 +137,12 @@ LOSS_KINDS: dict[str, tuple[str, ...]] = {  # the losses the trainer runs, by th
 # hyperparameters of the losses outside LOSSES: name -> (low, high, closed); None: a flag
 _OTHER_HPARAMS = {"kto": {"desirable_weight": (0.0, math.inf, "neither"), "undesirable_weight": (0.0, math.inf, "neither")},
                   "tpo": {"adaptive_step_rewards": None}}
+
+def _parameters(kind: str, h: int, layers: int, vocab: int = 64, positions: int = 128) -> int:
+    "Parameters of a model built from a config (a lower bound: biases and norms left out; the lab's vocabularies are under 64 tokens)."
+    # llama: q, k, v, o (4 h^2) and a gated MLP of width 4h (3 * 4 h^2) per block; untied input and output embeddings
+    # gpt2: attention (4 h^2) and an MLP of width 4h (2 * 4 h^2) per block; tied embeddings plus positions
+    return layers * 16 * h * h + 2 * vocab * h if kind == "llama" else layers * 12 * h * h + (vocab + positions) * h
 
 def _loss_kind(name: str) -> str: return next(k for k, names in LOSS_KINDS.items() if name in names)
 
@@ -174,20 +189,23 @@ def load_config(path: str | Path | None = None,  # a .yaml/.yml, .toml or .json 
     if path is not None:
         path = Path(path)
         if not path.is_file(): raise ValueError(f"path must be an existing config file, got path={str(path)!r}")
-        text = path.read_text()
         check_choice("config suffix", path.suffix, (".yaml", ".yml", ".toml", ".json"))
-        values = (tomllib.loads(text) if path.suffix == ".toml" else json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)) or {}
+        parse = tomllib.loads if path.suffix == ".toml" else json.loads if path.suffix == ".json" else yaml.safe_load  # safe_load: data only, no tags that build objects
+        try: values = parse(path.read_text()) or {}
+        except (ValueError, yaml.YAMLError, OSError) as e:  # JSON and TOML errors are ValueErrors; UnicodeDecodeError too
+            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper()}: {' '.join(str(e).split())}"[:500]) from None
         if not isinstance(values, dict): raise ValueError(f"config {str(path)!r} must hold a mapping of fields, got {type(values).__name__}")
     if isinstance(overrides, (list, tuple)):
         pairs = {}
         for item in check_texts("overrides", overrides, empty_ok=True):
             if "=" not in item: raise ValueError(f"an override must read field=value, got {item!r}")
             k, v = item.split("=", 1)
-            pairs[k.strip()] = yaml.safe_load(v)
+            try: pairs[k.strip()] = yaml.safe_load(v)
+            except yaml.YAMLError as e: raise ValueError(f"override {item!r}: the value is not valid YAML ({' '.join(str(e).split())})"[:500]) from None
         overrides = pairs
     values.update(overrides or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(map(str, set(values) - known))
     if unknown: raise ValueError(f"unknown config field(s) {', '.join(unknown)}; the fields are: {', '.join(sorted(known))}")
     return TrainConfig(**values)
 
@@ -535,48 +553,6 @@ def sample(model: torch.nn.Module,  # a causal LM (unwrapped)
     cut = lambda row: row[: int((row == eos_id).nonzero()[0]) + 1] if bool((row == eos_id).any()) else row
     return [[cut(out[i * n + j]) for j in range(n)] for i in range(len(prompts))]
 
-# %% ../nbs/09_lm_train.ipynb #c6c932c7
-class RunDir:
-    "Paths and files of a run directory (see the tree above)."
-    def __init__(self, path: str | Path,  # the run's directory (created by `start`)
-                ): self.path = Path(check_type("path", path, (str, Path)))
-    def __truediv__(self, name: str) -> Path: return self.path / name
-
-    def checkpoints(self) -> list[Path]:
-        "Complete checkpoints, oldest first."
-        root = self.path / "checkpoints"
-        return sorted(p for p in root.glob("step_*") if (p / "state.pt").is_file()) if root.is_dir() else []
-
-    def start(self, cfg: TrainConfig, resume: bool) -> None:
-        "Create the directory and its config.json; a resumed run must have the same config (differences named)."
-        self.path.mkdir(parents=True, exist_ok=True)
-        f = self.path / "config.json"
-        if f.is_file() and resume:
-            old = json.loads(f.read_text())
-            diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
-            if diff: raise ValueError(f"run directory {str(self.path)!r} holds a run with a different config (fields {', '.join(diff)}); "
-                                      "use a new directory or resume=False")
-        elif f.is_file() and not resume:
-            raise ValueError(f"run directory {str(self.path)!r} already holds a run; pass resume=True to continue it or use a new directory")
-        _atomic(f, lambda p: p.write_text(json.dumps(cfg.to_dict(), indent=2)))
-
-    def write_metrics(self, rows: list[dict]) -> None:
-        "metrics.parquet from the rows so far (one per step)."
-        import pandas as pd
-        _atomic(self.path / "metrics.parquet", lambda p: pd.DataFrame(rows).to_parquet(p, index=False))
-
-    def read_metrics(self) -> list[dict]:
-        "The rows of metrics.parquet ([] if there is none)."
-        import pandas as pd
-        f = self.path / "metrics.parquet"
-        return pd.read_parquet(f).to_dict("records") if f.is_file() else []
-
-def _atomic(path: Path, write) -> None:
-    "Write through a temporary sibling and rename it into place."
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
 # %% ../nbs/09_lm_train.ipynb #c00f8b99
 class Batches:
     "Global batches of dataset indices: a fresh random permutation each epoch, resumable from its state."
@@ -598,7 +574,13 @@ class Batches:
         return torch.cat(out)
 
     def state(self) -> dict: return {"g": self.g.get_state(), "order": self.order, "pos": self.pos}
-    def load(self, s: dict) -> None: self.g.set_state(s["g"]); self.order, self.pos = s["order"], s["pos"]
+    def load(self, s: dict) -> None:
+        "Continue from a `state()`; one that is not a state of these batches (it may come from a damaged file) is refused."
+        order = s["order"]
+        if not (isinstance(order, Tensor) and order.dtype == torch.long and order.ndim == 1
+                and (len(order) == 0 or torch.equal(order.sort().values, torch.arange(self.n)))):
+            raise ValueError(f"batch order must be empty or a permutation of the {self.n} example indices, got {order!r}"[:300])
+        self.g.set_state(s["g"]); self.order, self.pos = order, check_int("pos", s["pos"], 0, len(order))
 
 # %% ../nbs/09_lm_train.ipynb #e6abae20
 def _accelerator(cfg: TrainConfig):
@@ -697,24 +679,127 @@ def _sync_reference(reference, policy, alpha: float) -> None:
     "TR-DPO: theta_ref <- alpha theta + (1 - alpha) theta_ref."
     for pr, pp in zip(reference.parameters(), policy.parameters()): pr.lerp_(pp.to(pr.dtype), alpha)
 
+# %% ../nbs/09_lm_train.ipynb #a1f0c2d3
+@contextlib.contextmanager
+def _reading(path: Path):
+    "Whatever goes wrong while using what was read from `path` is a ValueError naming it: a run directory's files are data, so a failure is damage."
+    try: yield
+    except ValueError as e: raise (e if str(path) in str(e) else ValueError(f"{path}: {e}"[:600])) from None
+    except Exception as e: raise ValueError(f"{path} cannot be used ({type(e).__name__}: {e})"[:600]) from None
+
+# %% ../nbs/09_lm_train.ipynb #c3a00001
+def _family_state(state: dict) -> dict:
+    "A family's state as plain data: each object's own fields (BCO's RunningMean: total, count)."
+    return {k: dict(vars(v)) for k, v in state.items()}
+
+def _load_family_state(state: dict, saved) -> None:
+    "Restore a family's fresh state in place from `_family_state`'s data: the same objects, each field a number of the same type."
+    if not isinstance(saved, dict) or set(saved) != set(state): raise ValueError(f"family state must have the keys {sorted(state)}, got {saved!r}"[:300])
+    for k, obj in state.items():
+        now, new = vars(obj), saved[k]
+        if not isinstance(new, dict) or set(new) != set(now) or any(type(new[f]) is not type(v) for f, v in now.items()):
+            raise ValueError(f"family state {k} must have the fields {sorted(now)} (types {[type(v).__name__ for v in now.values()]}), got {new!r}"[:300])
+        now.update(new)
+
+# %% ../nbs/09_lm_train.ipynb #b2e0c002
+def _run_tokenizer(run: RunDir, lang, acc):
+    "The run's tokenizer: its published copy (tokenizer/), else built from the language (deterministic) and published."
+    from prefbench_lib.lm_data import build_tokenizer, load_tokenizer, save_tokenizer
+    d = run / "tokenizer"
+    if acc.is_main_process and (problems := verify(d, ["tokenizer.json"])):
+        if d.exists(): warnings.warn(f"{d} is incomplete ({'; '.join(problems)}); building it again from the language", RunWarning)
+        with commit_dir(d) as t: save_tokenizer(build_tokenizer(lang), t)
+    acc.wait_for_everyone()
+    with _reading(d): return load_tokenizer(d)
+
+# %% ../nbs/09_lm_train.ipynb #c3a00004
+REFERENCE_FILES = ("config.json", "model.safetensors")
+
+def _reference_stage(cfg: TrainConfig, run: RunDir, tokenizer, lang, acc, progress: bool) -> None:
+    "Stage 1, once per run directory: SFT from the initial model, published whole as reference/."
+    problems = verify(run / "reference", REFERENCE_FILES)
+    acc.wait_for_everyone()  # every process has looked before any can write: they agree whether SFT runs
+    if not problems: return
+    if (run / "reference").exists():
+        if run.checkpoints(): raise ValueError(f"{run / 'reference'} is damaged ({'; '.join(problems)}) and the run's checkpoints were trained against it; use a new run directory")
+        warnings.warn(f"{run / 'reference'} is incomplete ({'; '.join(problems)}); training it again", RunWarning)
+    model = _sft(cfg, build_model(cfg, tokenizer), tokenizer, lang, acc, progress)
+    if acc.is_main_process:
+        with commit_dir(run / "reference") as d: model.save_pretrained(d, safe_serialization=True)
+    acc.wait_for_everyone()
+
+def _load_reference(run: RunDir, device) -> torch.nn.Module:
+    "The published reference, from safetensors only (use_safetensors: a pickled weights file beside it is never read)."
+    from transformers import AutoModelForCausalLM
+    with _reading(run / "reference"): return AutoModelForCausalLM.from_pretrained(run / "reference", local_files_only=True, use_safetensors=True).to(device)
+
+# %% ../nbs/09_lm_train.ipynb #c3a00006
+def _reference_cache(run: RunDir, reference, ex: Examples, pad_id: int, acc) -> dict[str, Tensor]:
+    "The reference's reading of every offline example, computed once per run directory (reference_logps.safetensors)."
+    cache = run / "reference_logps.safetensors"
+    if acc.is_main_process and _usable_cache(cache, len(ex)) is None:
+        with torch.no_grad():
+            reading = [_sequence_reading(reference, ex.take(list(range(i, min(i + 256, len(ex))))), pad_id) for i in range(0, len(ex), 256)]
+        save_tree(cache, {k: torch.cat([r[k].detach().cpu() for r in reading]) for k in reading[0]})
+    acc.wait_for_everyone()
+    return load_tree(cache)
+
+def _usable_cache(cache: Path, n: int) -> dict | None:
+    "The cached reading of n examples; None if there is none, or (with a RunWarning naming it) if it cannot be used."
+    if not cache.exists(): return None
+    try:
+        got = load_tree(cache)
+        if isinstance(got, dict) and "logps" in got and all(isinstance(v, Tensor) and len(v) == n for v in got.values()): return got
+        raise ValueError(f"{cache} does not hold a reading of the run's {n} examples")
+    except ValueError as e: warnings.warn(f"{e}; computing it again", RunWarning)
+
 # %% ../nbs/09_lm_train.ipynb #9dfc7e98
+CHECKPOINT_FILES = ("policy/config.json", "policy/model.safetensors", "optimizer.safetensors", "state.safetensors", "metrics.parquet")
+
+def _required(cfg: TrainConfig) -> tuple[str, ...]:
+    "The files a checkpoint of this run must hold."
+    return CHECKPOINT_FILES + (("reference/model.safetensors",) if cfg.sync_ref_model else ())
+
 def _save_checkpoint(run: RunDir, step: int, policy, reference, opt, batches: Batches, state: dict, rows: list[dict], cfg: TrainConfig) -> None:
-    "Write checkpoints/step_N (policy, TR-DPO reference, optimizer, step and RNG states) and the metrics so far."
-    d = run / "checkpoints" / f"step_{step:06d}"
-    tmp = d.with_name(d.name + ".tmp")
-    policy.save_pretrained(tmp / "policy", safe_serialization=True)
-    if cfg.sync_ref_model: reference.save_pretrained(tmp / "reference", safe_serialization=True)
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save({"step": step, "rng": _rng_state(), "batches": batches.state(), "family": state}, tmp / "state.pt")
-    RunDir(tmp).write_metrics(rows)  # the rows up to this step travel with the checkpoint: a kill between the two writes loses none
-    if d.exists(): import shutil; shutil.rmtree(d)
-    os.replace(tmp, d)
+    "Publish checkpoints/step_N whole (policy, TR-DPO reference, optimizer, step, batch order, RNG and family state, metrics so far), then the run's metrics."
+    with run.checkpoint(step) as d:
+        policy.save_pretrained(d / "policy", safe_serialization=True)
+        if cfg.sync_ref_model: reference.save_pretrained(d / "reference", safe_serialization=True)
+        save_tree(d / "optimizer.safetensors", opt.state_dict())
+        save_tree(d / "state.safetensors", {"step": step, "rng": _rng_state(), "batches": batches.state(), "family": _family_state(state)})
+        RunDir(d).write_metrics(rows)  # the rows up to this step travel with the checkpoint: a kill between the two writes loses none
     run.write_metrics(rows)
 
+# %% ../nbs/09_lm_train.ipynb #a1f0c2d6
 def _load_weights(model, directory: Path) -> None:
-    "Load save_pretrained safetensors weights into `model` in place."
+    "Load save_pretrained safetensors weights into `model` in place: every weight, with its shape (tied copies excepted)."
     from safetensors.torch import load_model
-    load_model(model, directory / "model.safetensors", strict=False)
+    with _reading(f := directory / "model.safetensors"):
+        missing, unexpected = load_model(model, f, strict=False)
+        if missing or unexpected: raise ValueError(f"weights missing {missing[:4]}, unexpected {unexpected[:4]}")
+
+def _load_optimizer(opt, f: Path) -> None:
+    "Load `save_tree`'d optimizer state into `opt`; every moment must have its parameter's shape."
+    with _reading(f):
+        opt.load_state_dict(load_tree(f))
+        for p in (p for g in opt.param_groups for p in g["params"]):
+            for k, v in opt.state.get(p, {}).items():
+                if isinstance(v, Tensor) and v.ndim and v.shape != p.shape: raise ValueError(f"optimizer state {k} has shape {tuple(v.shape)}, its parameter {tuple(p.shape)}")
+
+# %% ../nbs/09_lm_train.ipynb #c3a00008
+def _restore(ck: Path, policy, reference, opt, batches: Batches, state: dict, cfg: TrainConfig) -> tuple[int, list[dict]]:
+    "Read checkpoint `ck` into the trainer's objects: (its step, the metrics rows up to it). A file it cannot use is a ValueError naming it."
+    _load_weights(policy, ck / "policy")
+    if cfg.sync_ref_model: _load_weights(reference, ck / "reference")
+    _load_optimizer(opt, ck / "optimizer.safetensors")
+    with _reading(f := ck / "state.safetensors"):
+        saved = load_tree(f)
+        step = check_int("step", saved["step"], 1, cfg.steps)
+        batches.load(saved["batches"]); _load_family_state(state, saved["family"]); _set_rng_state(saved["rng"])
+    rows = RunDir(ck).read_metrics()
+    if (got := [r.get("step") for r in rows]) != list(range(1, step + 1)):
+        raise ValueError(f"{ck / 'metrics.parquet'} must hold one row for each step 1..{step}, got steps {got[:8]}{'...' if len(got) > 8 else ''}")
+    return step, rows
 
 # %% ../nbs/09_lm_train.ipynb #c6946440
 def train_step(cfg: TrainConfig,  # the run's config
@@ -743,65 +828,44 @@ def train_step(cfg: TrainConfig,  # the run's config
 # %% ../nbs/09_lm_train.ipynb #09f4a4e5
 def train(cfg: TrainConfig,  # the run's configuration
           run_dir: str | Path,  # where the config, reference, metrics and checkpoints go
-          *, resume: bool = True,  # continue from the directory's last checkpoint (same config required)
+          *, resume: bool = True,  # continue from the directory's newest complete checkpoint (same config required)
           progress: bool = True,  # tqdm progress bars (main process only)
          ) -> Path:  # the run directory
     "SFT, then preference training with the configured losses, under Accelerate; resumable; metrics to metrics.parquet."
     check_type("cfg", cfg, TrainConfig); check_type("run_dir", run_dir, (str, Path))
     check_type("resume", resume, bool); check_type("progress", progress, bool)
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM
-    from prefbench_lib.lm_data import Language, build_tokenizer, load_tokenizer, read_dataset, save_tokenizer
+    from prefbench_lib.lm_data import read_dataset
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # transformers' own bars for every save and load would bury ours
     acc, run = _accelerator(cfg), RunDir(run_dir)
-    if acc.is_main_process: run.start(cfg, resume)
-    acc.wait_for_everyone()
-    torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
-    lang = Language(**cfg.language)
-    tokenizer = load_tokenizer(run / "tokenizer") if (run / "tokenizer").is_dir() else build_tokenizer(lang)
-    # stage 1: SFT -> the reference (kept when resuming)
-    if not (run / "reference" / "model.safetensors").is_file():
-        model = _sft(cfg, build_model(cfg, tokenizer), tokenizer, lang, acc, progress)
-        if acc.is_main_process:
-            save_tokenizer(tokenizer, run / "tokenizer")
-            model.save_pretrained(run / "reference", safe_serialization=True)
+    with run.writing(cfg.to_dict(), resume) if acc.is_main_process else contextlib.nullcontext():  # the run's lock, held to the end
         acc.wait_for_everyone()
-    load = lambda: AutoModelForCausalLM.from_pretrained(run / "reference", local_files_only=True).to(acc.device)
-    reference, policy = load().eval(), load().train()
+        torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
+        lang, fam = _language(cfg.language), family_of(cfg)
+        tokenizer = _run_tokenizer(run, lang, acc)
+        # the data is read and checked before any training: a file that cannot be used fails before SFT runs
+        ex = fam.examples(read_dataset(cfg.data, fam.kind) if cfg.data else _synthetic(fam.kind, lang, cfg), tokenizer, cfg) if cfg.mode == "offline" else None
+        _reference_stage(cfg, run, tokenizer, lang, acc, progress)
+        _preference_stage(cfg, run, fam, tokenizer, lang, ex, acc, progress)
+    return run.path
+
+# %% ../nbs/09_lm_train.ipynb #b2e0c003
+def _preference_stage(cfg: TrainConfig, run: RunDir, fam: Family, tokenizer, lang, ex: Examples | None, acc, progress: bool) -> None:
+    "Stage 2: preference steps from the reference, or from the newest complete checkpoint, checkpointed as configured."
+    from tqdm.auto import tqdm
+    reference, policy, pad = _load_reference(run, acc.device).eval(), _load_reference(run, acc.device).train(), tokenizer.pad_token_id
     for p in reference.parameters(): p.requires_grad_(False)
-    # stage 2: the family's data, and its reference reading once (offline with a fixed reference)
-    fam, pad = family_of(cfg), tokenizer.pad_token_id
     ev_prompts = [lang.prompt(int(s)) for s in torch.randint(0, lang.n_symbols, (cfg.eval_prompts,), generator=torch.Generator().manual_seed(cfg.seed + 1))]
     ev_P = encode(tokenizer, ev_prompts, prompt=True)
-    if cfg.mode == "offline":
-        ex = fam.examples(read_dataset(cfg.data, fam.kind) if cfg.data else _synthetic(fam.kind, lang, cfg), tokenizer, cfg)
-        batches = Batches(len(ex), cfg.batch_size, cfg.seed)
-        if not cfg.sync_ref_model:
-            cache = run / "reference_logps.pt"
-            if acc.is_main_process and not cache.is_file():
-                with torch.no_grad():
-                    reading = [_sequence_reading(reference, ex.take(list(range(i, min(i + 256, len(ex))))), pad) for i in range(0, len(ex), 256)]
-                _atomic(cache, lambda f: torch.save({k: torch.cat([r[k].detach().cpu() for r in reading]) for k in reading[0]}, f))
-            acc.wait_for_everyone()
-            ref_cache = torch.load(cache)
+    if cfg.mode == "offline":  # the reference read once, unless TR-DPO moves it
+        batches, ref_cache = Batches(len(ex), cfg.batch_size, cfg.seed), None if cfg.sync_ref_model else _reference_cache(run, reference, ex, pad, acc)
     else:
         prompt_pool = [lang.prompt(s) for s in range(lang.n_symbols)]
-        prompt_ids = encode(tokenizer, prompt_pool, prompt=True)
-        batches = Batches(len(prompt_pool), cfg.batch_size, cfg.seed)
-    opt = _adamw(policy.parameters(), cfg.lr)
-    state, rows, start = fam.start(cfg), [], 0
-    ckpts = run.checkpoints() if resume else []
-    if ckpts:  # resume: weights, optimizer, batch order, RNG, family state, metrics up to the checkpoint
-        last = ckpts[-1]
-        _load_weights(policy, last / "policy")
-        if cfg.sync_ref_model: _load_weights(reference, last / "reference")
-        opt.load_state_dict(torch.load(last / "optimizer.pt"))
-        saved = torch.load(last / "state.pt", weights_only=False)
-        start, state = saved["step"], saved["family"]
-        batches.load(saved["batches"])
-        _set_rng_state(saved["rng"])
-        rows = RunDir(last).read_metrics()  # the checkpoint's own copy (the run's may be behind it or ahead of it)
+        prompt_ids, batches = encode(tokenizer, prompt_pool, prompt=True), Batches(len(prompt_pool), cfg.batch_size, cfg.seed)
+    opt, state = _adamw(policy.parameters(), cfg.lr), fam.start(cfg)
+    # resume: weights, optimizer, batch order, RNG, family state and the metrics rows of the newest complete checkpoint
+    start, rows = run.resume(lambda ck: _restore(ck, policy, reference, opt, batches, state, cfg), _required(cfg)) or (0, [])
+    if rows and acc.is_main_process: run.write_metrics(rows)  # the run's rows are the checkpoint's: none lost, none twice
     policy, opt = acc.prepare(policy, opt)
     for step in tqdm(range(start + 1, cfg.steps + 1), desc=f"{'+'.join(cfg.loss_type)} ({cfg.mode})", initial=start, total=cfg.steps,
                      disable=not (progress and acc.is_main_process)):
@@ -810,7 +874,7 @@ def train(cfg: TrainConfig,  # the run's configuration
         with one_thread(acc.device.type == "cpu"):
             idx = _shard(batches.next(), acc).tolist()
             if cfg.mode == "offline":
-                batch, ref = ex.take(idx), (None if cfg.sync_ref_model else {k: v[idx] for k, v in ref_cache.items()})
+                batch, ref = ex.take(idx), (None if ref_cache is None else {k: v[idx] for k, v in ref_cache.items()})
             else:  # pairs from the current policy; the reference is read live
                 batch, ref = _on_policy_pairs(acc.unwrap_model(policy), tokenizer, lang, cfg, [prompt_pool[i] for i in idx], [prompt_ids[i] for i in idx]), None
             row = {"step": step, **train_step(cfg, fam, policy, reference, opt, acc, batch, ref, state, pad)}
@@ -821,4 +885,3 @@ def train(cfg: TrainConfig,  # the run's configuration
         if acc.is_main_process and ((cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps):
             _save_checkpoint(run, step, acc.unwrap_model(policy), reference, opt, batches, state, rows, cfg)
         acc.wait_for_everyone()
-    return run.path

@@ -665,6 +665,11 @@ def _table() -> dict[str, Entry | Reason]:
                                                                                  kind="preference"),
                                           dict(ds=obj(), kind=choice(none_ok=True)))
 
+    # ---------------- runs ----------------
+    for name in ("atomic_write", "save_tree", "load_tree", "write_manifest", "verify", "commit_dir", "RunLock", "RunDir"):
+        T[f"runs.{name}"] = Reason(FILES.format("08b_runs and test_runs (kills, damaged and planted files, two writers)"))
+    T["runs.RunWarning"] = Reason("a warning category: takes a message, like any Warning")
+
     # ---------------- lm_train ----------------
     T["lm_train.TrainConfig"] = Entry(
         lm_train.TrainConfig,
@@ -692,7 +697,6 @@ def _table() -> dict[str, Entry | Reason]:
     T["lm_train.family_of"] = Entry(lm_train.family_of, lambda: dict(cfg=_train_config()), dict(cfg=obj()))
     T["lm_train.sample"] = Entry(lm_train.sample, lambda: dict(model=_model(), prompts=[torch.tensor([1, 4, 7, 5])], n=2, max_new_tokens=2, pad_id=0, eos_id=2),
                                  dict(model=obj(), prompts=texts(), n=integer(1), max_new_tokens=integer(1), pad_id=integer(0), eos_id=integer(0)))
-    T["lm_train.RunDir"] = Reason(FILES.format("test_lm_train"))
     T["lm_train.Batches"] = Entry(lm_train.Batches, lambda: dict(n=5, batch_size=2, seed=0), dict(n=integer(1), batch_size=integer(1), seed=integer(0)))
     T["lm_train.train_step"] = Reason("one optimizer step inside train (model, optimizer, Accelerator): its arguments come from train")
     T["lm_train.train"] = Reason("trains models into a run directory (heavy); its config is checked by TrainConfig, in the table")

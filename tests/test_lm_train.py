@@ -42,12 +42,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, loss_type):
     p = subprocess.Popen([sys.executable, "-c", RUN, json.dumps(cfg), str(killed)], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while time.time() < deadline and not (killed / "checkpoints" / "step_000012" / "state.pt").exists():
+    while time.time() < deadline and not (killed / "checkpoints" / "step_000012" / "MANIFEST.json").exists():
         assert p.poll() is None, "the run ended before it could be killed"
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)  # a real SIGKILL: no cleanup, no atexit
     p.wait()
-    done = sorted(int(d.name.split("_")[1]) for d in (killed / "checkpoints").glob("step_*") if (d / "state.pt").exists())
+    done = sorted(int(d.name.split("_")[1]) for d in (killed / "checkpoints").glob("step_*") if (d / "MANIFEST.json").exists())
     assert 12 <= done[-1] < TINY["steps"], done  # killed mid-way, with a checkpoint behind it
     r = run_once(cfg, killed, timeout=600)  # the same command again resumes from the last checkpoint
     assert r.returncode == 0, r.stderr[-3000:]

@@ -28,15 +28,15 @@ def main(pages: list[str] | None = None, width: int = 1400, height: int = 1000) 
     proc = subprocess.Popen([str(Path(sys.executable).with_name("prefbench")), "dashboard", "--port", str(port)],
                             stdout=subprocess.PIPE, text=True)
     try:
-        url = re.search(r"(http://\S+/)", proc.stdout.readline()).group(1)
+        # `prefbench dashboard` prints its URL once the server answers it and has built every page (dashboards.serve's on_ready)
+        url = next((m.group(1) for line in proc.stdout if (m := re.search(r"(http://\S+/)", line))), None)
+        if url is None: raise SystemExit(f"prefbench dashboard exited (status {proc.wait()}) without printing its URL")
         OUT.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = browser.new_page(viewport={"width": width, "height": height})
             for slug in pages or PAGES:
-                for attempt in range(60):  # the server may still be starting
-                    try: page.goto(url + slug); break
-                    except Exception: page.wait_for_timeout(1000)
+                page.goto(url + slug)
                 n = len(PAGES[slug].dashboard.EXPLORER.FIGURES)
                 page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
                 page.wait_for_timeout(1500)  # let Plotly finish its transitions
