@@ -825,30 +825,6 @@ def train_step(cfg: TrainConfig,  # the run's config
     gathered = {k: torch.tensor(gather_object(v.detach().float().cpu().tolist())) for k, v in values.items()}
     with value_checks(False): return fam.metrics(cfg, gathered)
 
-# %% ../nbs/09_lm_train.ipynb #09f4a4e5
-def train(cfg: TrainConfig,  # the run's configuration
-          run_dir: str | Path,  # where the config, reference, metrics and checkpoints go
-          *, resume: bool = True,  # continue from the directory's newest complete checkpoint (same config required)
-          progress: bool = True,  # tqdm progress bars (main process only)
-         ) -> Path:  # the run directory
-    "SFT, then preference training with the configured losses, under Accelerate; resumable; metrics to metrics.parquet."
-    check_type("cfg", cfg, TrainConfig); check_type("run_dir", run_dir, (str, Path))
-    check_type("resume", resume, bool); check_type("progress", progress, bool)
-    from prefbench_lib.lm_data import read_dataset
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()  # transformers' own bars for every save and load would bury ours
-    acc, run = _accelerator(cfg), RunDir(run_dir)
-    with run.writing(cfg.to_dict(), resume) if acc.is_main_process else contextlib.nullcontext():  # the run's lock, held to the end
-        acc.wait_for_everyone()
-        torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
-        lang, fam = _language(cfg.language), family_of(cfg)
-        tokenizer = _run_tokenizer(run, lang, acc)
-        # the data is read and checked before any training: a file that cannot be used fails before SFT runs
-        ex = fam.examples(read_dataset(cfg.data, fam.kind) if cfg.data else _synthetic(fam.kind, lang, cfg), tokenizer, cfg) if cfg.mode == "offline" else None
-        _reference_stage(cfg, run, tokenizer, lang, acc, progress)
-        _preference_stage(cfg, run, fam, tokenizer, lang, ex, acc, progress)
-    return run.path
-
 # %% ../nbs/09_lm_train.ipynb #b2e0c003
 def _preference_stage(cfg: TrainConfig, run: RunDir, fam: Family, tokenizer, lang, ex: Examples | None, acc, progress: bool) -> None:
     "Stage 2: preference steps from the reference, or from the newest complete checkpoint, checkpointed as configured."
@@ -885,3 +861,27 @@ def _preference_stage(cfg: TrainConfig, run: RunDir, fam: Family, tokenizer, lan
         if acc.is_main_process and ((cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps):
             _save_checkpoint(run, step, acc.unwrap_model(policy), reference, opt, batches, state, rows, cfg)
         acc.wait_for_everyone()
+
+# %% ../nbs/09_lm_train.ipynb #09f4a4e5
+def train(cfg: TrainConfig,  # the run's configuration
+          run_dir: str | Path,  # where the config, reference, metrics and checkpoints go
+          *, resume: bool = True,  # continue from the directory's newest complete checkpoint (same config required)
+          progress: bool = True,  # tqdm progress bars (main process only)
+         ) -> Path:  # the run directory
+    "SFT, then preference training with the configured losses, under Accelerate; resumable; metrics to metrics.parquet."
+    check_type("cfg", cfg, TrainConfig); check_type("run_dir", run_dir, (str, Path))
+    check_type("resume", resume, bool); check_type("progress", progress, bool)
+    from prefbench_lib.lm_data import read_dataset
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # transformers' own bars for every save and load would bury ours
+    acc, run = _accelerator(cfg), RunDir(run_dir)
+    with run.writing(cfg.to_dict(), resume) if acc.is_main_process else contextlib.nullcontext():  # the run's lock, held to the end
+        acc.wait_for_everyone()
+        torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
+        lang, fam = _language(cfg.language), family_of(cfg)
+        tokenizer = _run_tokenizer(run, lang, acc)
+        # the data is read and checked before any training: a file that cannot be used fails before SFT runs
+        ex = fam.examples(read_dataset(cfg.data, fam.kind) if cfg.data else _synthetic(fam.kind, lang, cfg), tokenizer, cfg) if cfg.mode == "offline" else None
+        _reference_stage(cfg, run, tokenizer, lang, acc, progress)
+        _preference_stage(cfg, run, fam, tokenizer, lang, ex, acc, progress)
+    return run.path
