@@ -46,3 +46,8 @@ def test_lm_step_benchmark_runs_and_reports_ratios():
     assert "loss check: max |TRL - prefbench|" in out and "passed" in out
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"speedup_vs_trl=[0-9.]+ speedup_vs_trl_precomputed=[0-9.]+ peak_mem_ratio_vs_trl=[0-9.]+", last), last
+
+
+def test_checkpoint_benchmark_runs_and_reports_ratios():
+    last = run("benchmarks/checkpoint.py", "--quick").strip().splitlines()[-1]
+    assert re.fullmatch(r"save_ratio=[0-9.]+ resume_ratio=[0-9.]+ mb=[0-9.]+", last), last
