@@ -55,7 +55,7 @@ def update_times(reps: int) -> dict:
 
 def first_render_times() -> dict:
     from playwright.sync_api import sync_playwright
-    port = D._free_port("127.0.0.1")
+    port = D._claim_port("127.0.0.1", 0)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("prefbench")), "dashboard", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = {}

@@ -5,6 +5,7 @@
 # %% ../nbs/11_dashboards.ipynb #0ae67075
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -13,6 +14,7 @@ import numbers
 import os
 import reprlib
 import shlex
+import signal
 import socket
 import threading
 import time
@@ -989,13 +991,22 @@ def index_page() -> pn.template.BootstrapTemplate:
              "pair problem of `07_margins`, the toy bandit of `03_toy_bandit` and the games of `05_nash`; the Runs page reads the run directories that `prefbench train` writes (`09_lm_train`). Nothing is fetched from the internet.")
     return pn.template.BootstrapTemplate(title="prefbench dashboards", header=[_nav()], main=[pn.pane.Markdown(intro + "\n\n" + body)])
 
+# %% ../nbs/11_dashboards.ipynb #e5c00001
+def _url_host(address: str) -> str: return f"[{address}]" if ":" in address else address
+
+def _claim_port(address: str,  # the interface the server binds
+                port: int,  # 0: any free port
+               ) -> int:  # the port, free now
+    "Bind the port as the server will (Tornado's bind_sockets) and let it go: a port in use is an OSError naming address and port."
+    from tornado.netutil import bind_sockets
+    try: sockets = bind_sockets(port, address)
+    except OSError as e: raise OSError(e.errno, f"cannot serve on {_url_host(address)}:{port}: {e.strerror or e}") from None
+    port = sockets[0].getsockname()[1]  # 0 asked for any: this is the one the OS gave
+    for s in sockets: s.close()
+    return port
+
 # %% ../nbs/11_dashboards.ipynb #ec9cd65c
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-def _free_port(address: str) -> int:
-    "A port the OS has free on `address` now."
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.bind((address, 0)); return s.getsockname()[1]
 
 def websocket_origins(address: str,  # the address the server binds
                       port: int,  # its port
@@ -1043,20 +1054,14 @@ def quiet_closed_sockets() -> logging.Filter:
 _LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # an address that binds every interface, reached through loopback
 _READY_S = 300.0  # seconds the server may take to answer and build every page once
 
-def _url_host(address: str) -> str: return f"[{address}]" if ":" in address else address
+@contextlib.contextmanager
+def _ctrl_c_interrupts():
+    "Ctrl-C raises KeyboardInterrupt in here, whatever SIGINT handler an earlier `pn.serve` on the main thread left (Panel's stops its own, long-gone server)."
+    if threading.current_thread() is not threading.main_thread(): yield; return  # only the main thread gets signals
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try: yield
+    finally: signal.signal(signal.SIGINT, old)
 
-def _claim_port(address: str,  # the interface the server binds
-                port: int,  # 0: any free port
-               ) -> int:  # the port, free now
-    "Bind the port as the server will (Tornado's bind_sockets) and let it go: a port in use is an OSError naming address and port."
-    from tornado.netutil import bind_sockets
-    try: sockets = bind_sockets(port, address)
-    except OSError as e: raise OSError(e.errno, f"cannot serve on {_url_host(address)}:{port}: {e.strerror or e}") from None
-    port = sockets[0].getsockname()[1]  # 0 asked for any: this is the one the OS gave
-    for s in sockets: s.close()
-    return port
-
-# %% ../nbs/11_dashboards.ipynb #c260544d
 def _get(url: str) -> None:
     "GET url, bypassing any proxy (the server is on this machine): a URLError if nothing listens, an OSError naming url if it answers an error."
     try: urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=_READY_S).close()
@@ -1072,6 +1077,7 @@ def _wait_for(server: threading.Thread, url: str) -> None:
             if time.monotonic() > deadline: raise OSError(f"nothing answered at {url} after {_READY_S:g} s: {e}") from None
             time.sleep(0.05)
 
+# %% ../nbs/11_dashboards.ipynb #c260544d
 def serve(port: int = 5006,  # 0: a free port
           address: str = "127.0.0.1",  # the interface to bind; anything but loopback needs allow_websocket_origin
           *, show: bool = False,  # open a browser tab once the pages are ready
@@ -1101,7 +1107,8 @@ def serve(port: int = 5006,  # 0: a free port
         url = f"http://{_url_host(address)}:{port}/"
         if on_ready is not None: on_ready(url)  # 4. only now is the URL announced
         if show: webbrowser.open(url)
-        while start and server.is_alive(): time.sleep(0.5)  # not join(): a Ctrl-C inside join() leaves the thread looking stopped
+        with _ctrl_c_interrupts():
+            while start and server.is_alive(): time.sleep(0.5)  # not join(): a Ctrl-C inside join() leaves the thread looking stopped
     except BaseException:  # Ctrl-C, a server that does not answer, an on_ready that raises: the server stops too, and frees the port
         server.stop(); server.join(30)
         raise

@@ -115,7 +115,7 @@ def test_a_burst_of_concurrent_changes_ends_in_the_last_state(slug):
 # Served: the `prefbench dashboard` command on a free loopback port
 
 def _free_port() -> int:
-    return D._free_port("127.0.0.1")
+    return D._claim_port("127.0.0.1", 0)
 
 
 def _wait_for_url(proc: subprocess.Popen, timeout: float = 120) -> str:
@@ -381,6 +381,19 @@ def test_serve_serves_until_ctrl_c_then_frees_the_port(tiny_pages):
     with pytest.raises(KeyboardInterrupt):
         D.serve(0, start=True, on_ready=on_ready, threads=1)
     assert len(heard) == 1 and _refused(heard[0])  # the server stopped before serve returned: the port is closed
+
+
+def test_ctrl_c_interrupts_serve_whatever_handler_an_earlier_server_left():
+    "pn.serve on the main thread installs a SIGINT handler that stops its own server; once that server is gone, Ctrl-C did nothing in serve."
+    import signal
+    swallow = lambda *a: None  # noqa: E731
+    before = signal.signal(signal.SIGINT, swallow)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with D._ctrl_c_interrupts(): signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is swallow  # restored on the way out
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_the_command_refuses_a_public_address_without_origins():

@@ -23,8 +23,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 def main(pages: list[str] | None = None, width: int = 1400, height: int = 1000) -> None:
     from playwright.sync_api import sync_playwright
-    from prefbench_lib.dashboards import PAGES, _free_port
-    port = _free_port("127.0.0.1")
+    from prefbench_lib.dashboards import PAGES, _claim_port
+    port = _claim_port("127.0.0.1", 0)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("prefbench")), "dashboard", "--port", str(port)],
                             stdout=subprocess.PIPE, text=True)
     try:
