@@ -737,12 +737,13 @@ def _load_reference(run: RunDir, device) -> torch.nn.Module:
 def _reference_cache(run: RunDir, reference, ex: Examples, pad_id: int, acc) -> dict[str, Tensor]:
     "The reference's reading of every offline example, computed once per run directory (reference_logps.safetensors)."
     cache = run / "reference_logps.safetensors"
-    if acc.is_main_process and _usable_cache(cache, len(ex)) is None:
+    got = _usable_cache(cache, len(ex)) if acc.is_main_process else None
+    if acc.is_main_process and got is None:
         with torch.no_grad():
             reading = [_sequence_reading(reference, ex.take(list(range(i, min(i + 256, len(ex))))), pad_id) for i in range(0, len(ex), 256)]
-        save_tree(cache, {k: torch.cat([r[k].detach().cpu() for r in reading]) for k in reading[0]})
+        save_tree(cache, got := {k: torch.cat([r[k].detach().cpu() for r in reading]) for k in reading[0]})
     acc.wait_for_everyone()
-    return load_tree(cache)
+    return got if got is not None else load_tree(cache)  # the main process has it already; the others read what it wrote
 
 def _usable_cache(cache: Path, n: int) -> dict | None:
     "The cached reading of n examples; None if there is none, or (with a RunWarning naming it) if it cannot be used."
