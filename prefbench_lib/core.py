@@ -5,26 +5,31 @@
 # %% ../nbs/00_core.ipynb #4ff60fac
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import random
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['LOGPS_BLOCK', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice', 'check_in_interval',
-           'check_scalar', 'check_distribution', 'value_checks_enabled', 'value_checks', 'check_mask', 'upcast',
-           'check_logps', 'check_lengths', 'settle_checks', 'check_real', 'check_type', 'check_texts', 'kl',
-           'log_ratio', 'blame_nonfinite', 'register', 'scored_mask', 'completion_lengths', 'token_logps',
-           'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy',
-           'adam_step', 'get_device', 'seed_everything', 'data_dir', 'save_frame', 'check_fits']
+__all__ = ['LOGPS_BLOCK', 'OPTIMIZERS', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice',
+           'check_in_interval', 'check_scalar', 'check_distribution', 'value_checks_enabled', 'value_checks',
+           'check_mask', 'upcast', 'check_logps', 'check_lengths', 'settle_checks', 'check_real', 'check_type',
+           'check_texts', 'is_int', 'in_interval', 'one_of', 'is_a', 'optional', 'door', 'kl', 'log_ratio',
+           'blame_nonfinite', 'register', 'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps',
+           'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step',
+           'Optimizer', 'optimizer', 'get_device', 'seed_everything', 'data_dir', 'save_frame', 'check_fits']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def _refuse_meta(name: str, x: Tensor) -> None:
@@ -309,6 +314,54 @@ def check_texts(name: str,  # argument name, e.g. "texts"
     if not value and not empty_ok: raise ValueError(f"{name} must hold at least one string, got {name}=[]")
     return list(value)
 
+# %% ../nbs/00_core.ipynb #d00r0002
+def is_int(low: int = 0,  # the smallest allowed value
+           high: int | None = None,  # the largest allowed value; None: no upper end
+          ) -> Callable:  # check(name, value) -> int
+    "A door check: an integer in [low, high] (`check_int`)."
+    return lambda name, value: check_int(name, value, low, high)
+
+def in_interval(low: float, high: float,  # interval ends
+                closed: str = "both",  # which ends belong to it, as `check_in_interval`
+               ) -> Callable:  # check(name, value) -> value
+    "A door check: a number (or every entry of a tensor) in the interval (`check_in_interval`)."
+    return lambda name, value: check_in_interval(name, value, low, high, closed=closed)
+
+def one_of(options: Collection,  # the allowed values (a registry's keys, when a dict)
+          ) -> Callable:  # check(name, value) -> value
+    "A door check: one of `options`, read when the call happens (a registry may grow after the decorator ran)."
+    return lambda name, value: check_choice(name, value, options)
+
+def is_a(*types: type,  # what the argument must be an instance of
+        ) -> Callable:  # check(name, value) -> value
+    "A door check: an instance of `types` (`check_type`; a bool is never an int)."
+    return lambda name, value: check_type(name, value, types)
+
+def optional(check: Callable,  # the check a value other than None must pass
+            ) -> Callable:  # check(name, value) -> value
+    "A door check: None, or what `check` accepts."
+    return lambda name, value: value if value is None else check(name, value)
+
+# %% ../nbs/00_core.ipynb #d00r0004
+def door(*relations: Callable,  # (args) -> None, args the bound arguments as attributes: checks that tie arguments together
+         **checks: Callable,  # argument name -> check(name, value) -> the value the body receives
+        ) -> Callable:  # the decorator
+    "Declare a function's argument checks above it: they run, in order, before the body, which receives what they return."
+    def decorate(f: Callable) -> Callable:
+        sig = inspect.signature(f)
+        unknown = [k for k in checks if k not in sig.parameters]
+        if unknown: raise ValueError(f"door of {f.__qualname__} checks {', '.join(unknown)}, which it does not take; it takes {', '.join(sig.parameters)}")
+        @functools.wraps(f)  # the signature, docstring and docments reported are f's own
+        def checked(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)  # a call with a missing or unknown argument is the TypeError it always was
+            bound.apply_defaults()
+            for k, check in checks.items(): bound.arguments[k] = check(k, bound.arguments[k])
+            for relation in relations: relation(SimpleNamespace(**bound.arguments))
+            return f(*bound.args, **bound.kwargs)
+        checked.checks = checks  # what the door checks, for a reader (and a test) to see
+        return checked
+    return decorate
+
 # %% ../nbs/00_core.ipynb #9b6f214f
 def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
        log_q: Tensor,  # [..., K] log q, broadcastable to log_p's shape (never widening it)
@@ -551,7 +604,9 @@ def wpo_weights(token_logps: Tensor,  # [B, T] the policy's per-token log-probs 
     return (aligned.sum(-1) / scored.sum(-1).clamp(min=1)).exp()
 
 # %% ../nbs/00_core.ipynb #7daba2d9
-_THREADS = dict(lock=threading.Lock(), users=0, saved=0)
+class _Threads:
+    "The one process-wide record `one_thread` keeps: how many blocks are open, and the count to restore after the last."
+    lock, users, saved = threading.Lock(), 0, 0
 
 class one_thread:
     "Context manager: run the block on one intra-op thread when `enabled` (restored when the last such block ends)."
@@ -559,15 +614,15 @@ class one_thread:
                 ): self.enabled = bool(enabled)
     def __enter__(self):
         if not self.enabled: return self
-        with _THREADS["lock"]:
-            if _THREADS["users"] == 0: _THREADS["saved"] = torch.get_num_threads(); torch.set_num_threads(1)
-            _THREADS["users"] += 1
+        with _Threads.lock:
+            if _Threads.users == 0: _Threads.saved = torch.get_num_threads(); torch.set_num_threads(1)
+            _Threads.users += 1
         return self
     def __exit__(self, *exc):
         if not self.enabled: return
-        with _THREADS["lock"]:
-            _THREADS["users"] -= 1
-            if _THREADS["users"] == 0: torch.set_num_threads(_THREADS["saved"])
+        with _Threads.lock:
+            _Threads.users -= 1
+            if _Threads.users == 0: torch.set_num_threads(_Threads.saved)
 
 # %% ../nbs/00_core.ipynb #790b2836
 def _others_running() -> int | None:
@@ -632,6 +687,47 @@ def adam_step(theta: Tensor,  # [R, P] parameters (or [P], one run), updated in 
     # theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
     denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
     theta.sub_(lr / (1 - b1 ** t) * m / denom)
+
+# %% ../nbs/00_core.ipynb #0pt1m002
+@dataclass(frozen=True)
+class Optimizer:
+    "A registered optimizer: a batched in-place step over R runs' [R, P] parameters, and/or the torch.optim class for a model."
+    name: str  # its key in OPTIMIZERS
+    step: Callable[..., None] | None  # (theta [R, P], grad [R, P], state, t from 1, lr) -> None, in place; None: models only
+    moments: Callable[[Tensor], tuple] = lambda theta: ()  # theta [R, P] -> the state `step` carries, zeros
+    torch_class: type | None = None  # the torch.optim class the LM lab builds for a model's parameters; None: batched only
+
+OPTIMIZERS: dict[str, Optimizer] = {}
+
+def optimizer(name: str,  # the key in OPTIMIZERS
+              *, moments: Callable[[Tensor], tuple] = lambda theta: (),  # theta -> zeros of the state the step carries
+              torch_class: type | None = None,  # the matching torch.optim class, if any
+             ) -> Callable:  # decorator of a step(theta, grad, state, t, lr), or of None for a model-only entry
+    "Decorator registering a batched optimizer step under `name`."
+    def deco(step):
+        register(OPTIMIZERS, name, Optimizer(name, step, moments, torch_class), what="optimizer",
+                 origin=lambda o: (o.name, o.torch_class, getattr(o.step, "__qualname__", None)))
+        return step
+    return deco
+
+# %% ../nbs/00_core.ipynb #0pt1m003
+@optimizer("sgd", torch_class=torch.optim.SGD)
+def _sgd_step(theta, grad, state, t, lr):
+    "Plain gradient descent."
+    # theta <- theta - eta g
+    theta.sub_(lr * grad)
+
+@optimizer("adam", moments=lambda theta: (torch.zeros_like(theta), torch.zeros_like(theta)), torch_class=torch.optim.Adam)
+def _adam_step(theta, grad, state, t, lr):
+    "Adam with a second moment per coordinate."
+    adam_step(theta, grad, *state, t, lr)
+
+@optimizer("normalized", moments=lambda theta: (torch.zeros_like(theta), theta.new_zeros(*theta.shape[:-1], 1)))
+def _normalized_step(theta, grad, state, t, lr):
+    "Adam with one second moment per run: every coordinate of a run moves at one normalised speed."
+    adam_step(theta, grad, *state, t, lr, per_run=True)
+
+optimizer("adamw", torch_class=torch.optim.AdamW)(None)  # decoupled weight decay: the LM lab's default, models only
 
 # %% ../nbs/00_core.ipynb #86bf69f6
 def get_device(device: str | torch.device | None = None,  # explicit choice ("cpu", "cuda:1", ...); None picks automatically

@@ -404,6 +404,11 @@ def _table() -> dict[str, Entry | Reason]:
     T["core.adam_step"] = Entry(core.adam_step, lambda: dict(theta=torch.zeros(2, 3), grad=torch.ones(2, 3), m=torch.zeros(2, 3), v=torch.zeros(2, 3), t=1,
                                                              lr=0.1, betas=(0.9, 0.999), eps=1e-8, per_run=False),
                                 dict(theta=obj(), grad=obj(), m=obj(), v=obj(), t=integer(1), lr=positive(), betas=obj(), eps=positive()))
+    for name in ("is_int", "in_interval", "one_of", "is_a", "optional"):
+        T[f"core.{name}"] = Reason("builds a door check from its settings; the check it returns is the check_* helper above (00_core checks each)")
+    T["core.door"] = Reason("a decorator: declares the checks every decorated function's entry tests through that function")
+    T["core.Optimizer"] = Reason(RECORD)
+    T["core.optimizer"] = Reason("a decorator: registers a batched optimizer step under a name")
     T["core.get_device"] = Entry(core.get_device, lambda: dict(device="cpu"), dict(device=device()))
     T["core.seed_everything"] = Entry(core.seed_everything, lambda: dict(seed=0), dict(seed=integer(0, 2**32 - 1)))
     T["core.data_dir"] = Reason("takes one flag (create); the directory comes from the environment")
