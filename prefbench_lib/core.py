@@ -86,6 +86,7 @@ def _finite(value) -> bool:
     try: return math.isfinite(value)
     except OverflowError: return False
 
+# %% ../nbs/00_core.ipynb #c0re0002
 def _shown(value) -> str:
     "repr(value), with a huge integer shortened to its first digits and its length."
     r = repr(value)
@@ -321,22 +322,26 @@ def is_int(low: int = 0,  # the smallest allowed value
     "A door check: an integer in [low, high] (`check_int`)."
     return lambda name, value: check_int(name, value, low, high)
 
+# %% ../nbs/00_core.ipynb #d00r0110
 def in_interval(low: float, high: float,  # interval ends
                 closed: str = "both",  # which ends belong to it, as `check_in_interval`
                ) -> Callable:  # check(name, value) -> value
     "A door check: a number (or every entry of a tensor) in the interval (`check_in_interval`)."
     return lambda name, value: check_in_interval(name, value, low, high, closed=closed)
 
+# %% ../nbs/00_core.ipynb #d00r0120
 def one_of(options: Collection,  # the allowed values (a registry's keys, when a dict)
           ) -> Callable:  # check(name, value) -> value
     "A door check: one of `options`, read when the call happens (a registry may grow after the decorator ran)."
     return lambda name, value: check_choice(name, value, options)
 
+# %% ../nbs/00_core.ipynb #d00r0130
 def is_a(*types: type,  # what the argument must be an instance of
         ) -> Callable:  # check(name, value) -> value
     "A door check: an instance of `types` (`check_type`; a bool is never an int)."
     return lambda name, value: check_type(name, value, types)
 
+# %% ../nbs/00_core.ipynb #d00r0140
 def optional(check: Callable,  # the check a value other than None must pass
             ) -> Callable:  # check(name, value) -> value
     "A door check: None, or what `check` accepts."
@@ -438,6 +443,21 @@ def register(registry: dict,  # name -> entry (LOSSES, ALGORITHMS, ...)
     registry[name] = entry
 
 # %% ../nbs/00_core.ipynb #3170c3dc
+def scored_mask(mask: Tensor,  # [B, T] 0/1 or bool: positions to score
+               ) -> Tensor:  # [B, T] bool: `mask` with position 0 cleared (no logit predicts the first token)
+    "The positions whose log-probability is actually computed."
+    check_mask("mask", mask)
+    if mask.ndim != 2: raise ValueError(f"mask must have shape [B, T], got shape {tuple(mask.shape)}")
+    out = mask.bool().clone()
+    out[:, :1] = False  # (T = 0: nothing to clear)
+    return out
+
+def completion_lengths(mask: Tensor,  # [B, T] 0/1 or bool
+                      ) -> Tensor:  # [B] number of scored tokens per sequence
+    "Tokens counted by `sequence_logps`: the length |y| that length-normalised losses divide by."
+    return scored_mask(mask).sum(-1)
+
+# %% ../nbs/00_core.ipynb #c0re0003
 def _check_logits(logits: Tensor) -> Tensor:
     "Floating-point [B, T, V] logits, T >= 1, without NaN or +inf (-inf: a masked, banned token; +inf has no softmax)."
     check_tensor("logits", logits, allow_inf="-inf")
@@ -464,20 +484,6 @@ def _check_lm_inputs(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Ten
         raise ValueError(f"labels must be token ids in [0, {vocab}) where they are scored (mask 1, or every position after the first "
                          f"when mask is None), got labels[{b}, {t}] = {int(labels[b, t])}")
     return mask
-
-def scored_mask(mask: Tensor,  # [B, T] 0/1 or bool: positions to score
-               ) -> Tensor:  # [B, T] bool: `mask` with position 0 cleared (no logit predicts the first token)
-    "The positions whose log-probability is actually computed."
-    check_mask("mask", mask)
-    if mask.ndim != 2: raise ValueError(f"mask must have shape [B, T], got shape {tuple(mask.shape)}")
-    out = mask.bool().clone()
-    out[:, :1] = False  # (T = 0: nothing to clear)
-    return out
-
-def completion_lengths(mask: Tensor,  # [B, T] 0/1 or bool
-                      ) -> Tensor:  # [B] number of scored tokens per sequence
-    "Tokens counted by `sequence_logps`: the length |y| that length-normalised losses divide by."
-    return scored_mask(mask).sum(-1)
 
 # %% ../nbs/00_core.ipynb #a782bb96
 LOGPS_BLOCK = 1 << 16  # elements a log-prob temporary may hold beyond one sequence's [T, V] (256 KiB in float32)
@@ -645,27 +651,31 @@ def machine_busy() -> bool:
     except (OSError, AttributeError): return False
 
 # %% ../nbs/00_core.ipynb #924c8f4c
-def _check_adam(theta, grad, m, v, t, lr, betas, eps, per_run) -> None:
-    "adam_step's door: shapes, dtypes, devices and numbers, all O(1) (the buffers' values are the caller's loop's own)."
-    for k, x in (("theta", theta), ("grad", grad), ("m", m), ("v", v)):
+def _adam_buffers(a) -> None:
+    "adam_step's door across arguments, all O(1): theta, grad, m, v float of one dtype and device; their shapes; lr's shape."
+    for k in ("theta", "grad", "m", "v"):
+        x = getattr(a, k)
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise ValueError(f"{k} must be a floating-point torch.Tensor, got {type(x).__name__ if not isinstance(x, Tensor) else x.dtype}")
+            raise ValueError(f"{k} must be a floating-point torch.Tensor, got {x.dtype if isinstance(x, Tensor) else type(x).__name__}")
         _refuse_meta(k, x)
-        if x.dtype != theta.dtype or x.device != theta.device:
-            raise ValueError(f"{k} must have theta's dtype and device ({theta.dtype}, {theta.device}), got {x.dtype} on {x.device}")
-    if theta.ndim not in (1, 2): raise ValueError(f"theta must have shape [R, P] (or [P], one run), got shape {tuple(theta.shape)}")
-    check_same_shape(values=False, theta=theta, grad=grad, m=m); check_type("per_run", per_run, bool)
-    rows = tuple(theta.shape[:-1]) + (1,)  # [R, 1], or [1] for one run
-    if tuple(v.shape) != (rows if per_run else tuple(theta.shape)):
-        raise ValueError(f"v must have shape {rows if per_run else tuple(theta.shape)} (per_run={per_run}), got shape {tuple(v.shape)}")
-    check_int("t", t, 1)
-    if not isinstance(lr, Tensor): check_positive("lr", lr)
-    elif lr.shape not in ((), rows) or not lr.is_floating_point():
-        raise ValueError(f"lr must be a number or a float tensor of shape [R, 1] = {rows}, got {lr.dtype} of shape {tuple(lr.shape)}")
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2: raise ValueError(f"betas must be a pair (beta_1, beta_2), got betas={betas!r}")
-    for k, b in zip(("betas[0]", "betas[1]"), betas): check_in_interval(k, b, 0.0, 1.0, closed="left")
-    check_positive("eps", eps)
+        if x.dtype != a.theta.dtype or x.device != a.theta.device:
+            raise ValueError(f"{k} must have theta's dtype and device ({a.theta.dtype}, {a.theta.device}), got {x.dtype} on {x.device}")
+    if a.theta.ndim not in (1, 2): raise ValueError(f"theta must have shape [R, P] (or [P], one run), got shape {tuple(a.theta.shape)}")
+    check_same_shape(values=False, theta=a.theta, grad=a.grad, m=a.m)
+    rows = tuple(a.theta.shape[:-1]) + (1,)  # [R, 1], or [1] for one run
+    v_shape = rows if a.per_run else tuple(a.theta.shape)
+    if tuple(a.v.shape) != v_shape: raise ValueError(f"v must have shape {v_shape} (per_run={a.per_run}), got shape {tuple(a.v.shape)}")
+    if not isinstance(a.lr, Tensor): check_positive("lr", a.lr)
+    elif a.lr.shape not in ((), rows) or not a.lr.is_floating_point():
+        raise ValueError(f"lr must be a number or a float tensor of shape [R, 1] = {rows}, got {a.lr.dtype} of shape {tuple(a.lr.shape)}")
 
+def _betas(name: str, betas) -> tuple[float, float]:
+    "A pair (beta_1, beta_2) of decay rates in [0, 1)."
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2: raise ValueError(f"{name} must be a pair (beta_1, beta_2), got {name}={betas!r}")
+    return tuple(check_in_interval(f"{name}[{i}]", b, 0.0, 1.0, closed="left") for i, b in enumerate(betas))
+
+# %% ../nbs/00_core.ipynb #c0re0010
+@door(_adam_buffers, t=is_int(1), betas=_betas, eps=check_positive, per_run=is_a(bool))
 def adam_step(theta: Tensor,  # [R, P] parameters (or [P], one run), updated in place
               grad: Tensor,  # [R, P]
               m: Tensor,  # [R, P] first moment, updated in place
@@ -677,7 +687,6 @@ def adam_step(theta: Tensor,  # [R, P] parameters (or [P], one run), updated in 
               per_run: bool = False,  # one second moment per run (mean of grad^2 over the row) instead of per coordinate
              ) -> None:
     "One Adam step, in place: per coordinate (Kingma & Ba, arXiv:1412.6980) or with a per-run second moment."
-    _check_adam(theta, grad, m, v, t, lr, betas, eps, per_run)
     b1, b2 = betas
     # m <- b1 m + (1 - b1) g
     m.lerp_(grad, 1 - b1)
@@ -717,16 +726,19 @@ def _sgd_step(theta, grad, state, t, lr):
     # theta <- theta - eta g
     theta.sub_(lr * grad)
 
+# %% ../nbs/00_core.ipynb #0pt1m011
 @optimizer("adam", moments=lambda theta: (torch.zeros_like(theta), torch.zeros_like(theta)), torch_class=torch.optim.Adam)
 def _adam_step(theta, grad, state, t, lr):
     "Adam with a second moment per coordinate."
     adam_step(theta, grad, *state, t, lr)
 
+# %% ../nbs/00_core.ipynb #0pt1m013
 @optimizer("normalized", moments=lambda theta: (torch.zeros_like(theta), theta.new_zeros(*theta.shape[:-1], 1)))
 def _normalized_step(theta, grad, state, t, lr):
     "Adam with one second moment per run: every coordinate of a run moves at one normalised speed."
     adam_step(theta, grad, *state, t, lr, per_run=True)
 
+# %% ../nbs/00_core.ipynb #0pt1m015
 optimizer("adamw", torch_class=torch.optim.AdamW)(None)  # decoupled weight decay: the LM lab's default, models only
 
 # %% ../nbs/00_core.ipynb #86bf69f6
@@ -748,6 +760,7 @@ def get_device(device: str | torch.device | None = None,  # explicit choice ("cp
     if mps is not None and mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
+# %% ../nbs/00_core.ipynb #c0re0005
 def seed_everything(seed: int,  # an integer in [0, 2**32), Python or NumPy
                    ) -> int:  # the seed, as a Python int
     "Seed Python's `random`, NumPy and torch (all devices) so a run can be repeated."
@@ -759,6 +772,7 @@ def seed_everything(seed: int,  # an integer in [0, 2**32), Python or NumPy
     torch.manual_seed(seed)  # also seeds every CUDA device
     return seed
 
+# %% ../nbs/00_core.ipynb #c0re0006
 def data_dir(create: bool = False,  # make the directory if it is missing
             ) -> Path:  # $PREFBENCH_DATA_DIR, else $XDG_DATA_HOME/prefbench, else ~/.local/share/prefbench
     "Where prefbench saves results (tidy parquet frames and their configs)."
@@ -801,6 +815,7 @@ def _free_bytes(dev: torch.device) -> int:
     except (OSError, ValueError): pass
     return max(free, 0)
 
+# %% ../nbs/00_core.ipynb #c0re0008
 def _bytes(n: int | float) -> str:
     "A byte count for people: 1.5 GiB."
     if not _finite(n): return f"10^{len(str(int(n))) - 1} B"  # an int too large for a float
