@@ -246,10 +246,12 @@ def load_tokenizer(directory: str | Path,  # a directory written by `save_tokeni
         raise ValueError(f"directory must hold a saved tokenizer (tokenizer.json), got directory={str(directory)!r}")
     return PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
 
-# %% ../nbs/08_lm_data.ipynb #ceeddde3
+# %% ../nbs/08_lm_data.ipynb #1mdat001
+# a conversational row's messages (TRL's conversational format): the prompt a user turn, a completion an assistant turn
 def _user(text: str) -> list[dict]: return [{"role": "user", "content": text}]
 def _assistant(text: str) -> list[dict]: return [{"role": "assistant", "content": text.strip()}]
 
+# %% ../nbs/08_lm_data.ipynb #ceeddde3
 def sft_dataset(language: Language,  # the language to sample
                 n: int,  # rows
                 *, seed: int = 0,  # the same seed gives the same rows
