@@ -121,6 +121,40 @@ def _table_rows(cells: list[dict]) -> int:
         if len(rows) >= 2: return len(rows) - 2  # less the header and the |---| line
     return 0
 
+# %% ../nbs/91_docs.ipynb #d0cs0005
+def _without_exercises(name: str,  # the page's template
+                       secs: list[tuple[str, list[dict]]],  # its sections (`sections`)
+                      ) -> tuple[list[str], list]:  # what is wrong with its Exercises section, and the sections without it
+    "Check an optional Exercises section (right before References, each solution folded and asserting) and set it aside."
+    heads = [h for h, _ in secs]
+    if EXERCISES not in heads: return [], secs
+    i, problems = heads.index(EXERCISES), []
+    if heads[i + 1:] != (["References"] if "References" in TEMPLATES[name] else []):
+        problems.append(f"'{EXERCISES}' must come right before References (last on a {name} page)")
+    solutions = _code(secs[i][1])
+    if not solutions: problems.append(f"'{EXERCISES}' has no solution cell")
+    for s in solutions:
+        if not _FOLDED.search(s): problems.append(f"an exercise solution is not folded ('#| code-fold: true'): {s[:60]!r}")
+        if not _ASSERTS.search(s): problems.append(f"an exercise solution asserts nothing: {s[:60]!r}")
+    return problems, secs[:i] + secs[i + 1:]
+
+# %% ../nbs/91_docs.ipynb #d0cs0007
+def _experiment_problems(secs: list[tuple[str, list[dict]]],  # an experiment page's sections, Exercises set aside
+                        ) -> list[str]:  # how they depart from: [Background[, Key equations]], Claims, one section per claim, References
+    "An experiment page's departures: its opening, a Claims table with one row per claim section, and an assertion in each claim."
+    heads = [h for h, _ in secs]
+    lead = [h for h in heads[:2] if h in ("Background", "Key equations")]
+    ok_lead = lead in ([], ["Background"], ["Background", "Key equations"])
+    problems = [] if ok_lead else [f"opening sections {lead}: Background, then Key equations"]
+    rest = heads[len(lead):]
+    if len(rest) < 3 or rest[0] != "Claims" or rest[-1] != "References" or {"Claims", "References"} & set(rest[1:-1]):
+        return problems + [f"level-2 headings {heads}: expected Claims, one section per claim, References"]
+    claims = secs[len(lead) + 1:-1]
+    if (n := _table_rows(secs[len(lead)][1])) != len(claims):
+        problems.append(f"the Claims table has {n} rows for {len(claims)} claim sections")
+    return problems + [f"claim section {h!r} asserts nothing" for h, cells in claims if not any(_ASSERTS.search(s) for s in _code(cells))]
+
+# %% ../nbs/91_docs.ipynb #d0cs0009
 def check_page(nb: dict,  # a notebook (nbformat dict)
               ) -> list[str]:  # what departs from its declared template; empty when it follows it
     "How a numbered notebook departs from the page template it declares."
@@ -128,29 +162,7 @@ def check_page(nb: dict,  # a notebook (nbformat dict)
     if name not in TEMPLATES:
         return [f"declares no known page template (a title-cell line '- page-template: NAME', NAME in {', '.join(TEMPLATES)})"
                 if name is None else f"declares page-template {name!r}; known: {', '.join(TEMPLATES)}"]
-    secs = sections(nb)
-    heads, problems = [h for h, _ in secs], []
-    if EXERCISES in heads:
-        i = heads.index(EXERCISES)
-        before_end = heads[i + 1:] == (["References"] if "References" in TEMPLATES[name] else [])
-        if not before_end: problems.append(f"'{EXERCISES}' must come right before References (last on a {name} page)")
-        solutions = _code(secs[i][1])
-        if not solutions: problems.append(f"'{EXERCISES}' has no solution cell")
-        for s in solutions:
-            if not _FOLDED.search(s): problems.append(f"an exercise solution is not folded ('#| code-fold: true'): {s[:60]!r}")
-            if not _ASSERTS.search(s): problems.append(f"an exercise solution asserts nothing: {s[:60]!r}")
-        heads = heads[:i] + heads[i + 1:]
-        secs = secs[:i] + secs[i + 1:]
-    if name != "experiment":
-        if heads != list(TEMPLATES[name]): problems.append(f"level-2 headings {heads}, expected {list(TEMPLATES[name])}")
-        return problems
-    lead = [h for h in heads[:2] if h in ("Background", "Key equations")]
-    if lead not in ([], ["Background"], ["Background", "Key equations"]): problems.append(f"opening sections {lead}: Background, then Key equations")
-    rest = heads[len(lead):]
-    if len(rest) < 3 or rest[0] != "Claims" or rest[-1] != "References" or {"Claims", "References"} & set(rest[1:-1]):
-        return problems + [f"level-2 headings {heads}: expected Claims, one section per claim, References"]
-    claims = secs[len(lead) + 1:-1]
-    if (n := _table_rows(secs[len(lead)][1])) != len(claims):
-        problems.append(f"the Claims table has {n} rows for {len(claims)} claim sections")
-    problems += [f"claim section {h!r} asserts nothing" for h, cells in claims if not any(_ASSERTS.search(s) for s in _code(cells))]
-    return problems
+    problems, secs = _without_exercises(name, sections(nb))
+    if name == "experiment": return problems + _experiment_problems(secs)  # claims vary in number: checked by their table
+    heads = [h for h, _ in secs]
+    return problems + ([] if heads == list(TEMPLATES[name]) else [f"level-2 headings {heads}, expected {list(TEMPLATES[name])}"])
