@@ -368,15 +368,19 @@ def door(*relations: Callable,  # (args) -> None, args the bound arguments as at
     return decorate
 
 # %% ../nbs/00_core.ipynb #9b6f214f
+def _kl_shapes(a) -> None:
+    "kl's door across arguments: `dim` names a dimension of log_p, and log_q broadcasts to log_p's shape without widening it."
+    check_int("dim", a.dim, -max(a.log_p.ndim, 1), max(a.log_p.ndim - 1, 0))
+    try: ok = torch.broadcast_shapes(a.log_p.shape, a.log_q.shape) == a.log_p.shape
+    except RuntimeError: ok = False
+    if not ok: raise ValueError(f"log_q must broadcast to log_p's shape: log_p has shape {tuple(a.log_p.shape)}, log_q has shape {tuple(a.log_q.shape)}")
+
+@door(_kl_shapes, log_p=check_logps, log_q=check_logps)
 def kl(log_p: Tensor,  # [..., K] log p: log-probabilities, -inf where p = 0
        log_q: Tensor,  # [..., K] log q, broadcastable to log_p's shape (never widening it)
        dim: int = -1,  # the dimension that holds the K categories
       ) -> Tensor:  # [...] KL(p || q) >= 0; +inf where some p(a) > 0 = q(a)
     "KL(p || q) of categorical distributions given as log-probabilities, with 0 log 0 = 0."
-    check_logps("log_p", log_p); check_logps("log_q", log_q); check_int("dim", dim, -max(log_p.ndim, 1), max(log_p.ndim - 1, 0))
-    try: ok = torch.broadcast_shapes(log_p.shape, log_q.shape) == log_p.shape
-    except RuntimeError: ok = False
-    if not ok: raise ValueError(f"log_q must broadcast to log_p's shape: log_p has shape {tuple(log_p.shape)}, log_q has shape {tuple(log_q.shape)}")
     p = log_p.exp()
     # KL(p || q) = sum_a p(a) (log p(a) - log q(a))
     out = (p * (log_p - log_q)).sum(dim)
