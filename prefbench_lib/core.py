@@ -26,10 +26,11 @@ from torch import Tensor
 __all__ = ['LOGPS_BLOCK', 'OPTIMIZERS', 'check_tensor', 'check_same_shape', 'check_positive', 'check_int', 'check_choice',
            'check_in_interval', 'check_scalar', 'check_distribution', 'value_checks_enabled', 'value_checks',
            'check_mask', 'upcast', 'check_logps', 'check_lengths', 'settle_checks', 'check_real', 'check_type',
-           'check_texts', 'is_int', 'in_interval', 'one_of', 'is_a', 'optional', 'door', 'kl', 'log_ratio',
-           'blame_nonfinite', 'register', 'scored_mask', 'completion_lengths', 'token_logps', 'sequence_logps',
-           'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy', 'adam_step',
-           'Optimizer', 'optimizer', 'get_device', 'seed_everything', 'data_dir', 'save_frame', 'check_fits']
+           'check_texts', 'is_int', 'in_interval', 'is_scalar', 'one_of', 'is_a', 'optional', 'door', 'same_shape',
+           'kl', 'log_ratio', 'blame_nonfinite', 'register', 'scored_mask', 'completion_lengths', 'token_logps',
+           'sequence_logps', 'ld_sequence_logps', 'token_log_sum_sq_probs', 'wpo_weights', 'one_thread', 'machine_busy',
+           'adam_step', 'Optimizer', 'optimizer', 'get_device', 'seed_everything', 'data_dir', 'save_frame',
+           'check_fits']
 
 # %% ../nbs/00_core.ipynb #69d7ee61
 def _refuse_meta(name: str, x: Tensor) -> None:
@@ -329,6 +330,13 @@ def in_interval(low: float, high: float,  # interval ends
     "A door check: a number (or every entry of a tensor) in the interval (`check_in_interval`)."
     return lambda name, value: check_in_interval(name, value, low, high, closed=closed)
 
+# %% ../nbs/00_core.ipynb #d00r0112
+def is_scalar(low: float, high: float,  # interval ends
+              closed: str = "both",  # which ends belong to it, as `check_in_interval`
+             ) -> Callable:  # check(name, value) -> value
+    "A door check: a scalar hyperparameter in the interval, a number or a 0-d tensor (`check_scalar`: never broadcast)."
+    return lambda name, value: check_scalar(name, value, low, high, closed=closed)
+
 # %% ../nbs/00_core.ipynb #d00r0120
 def one_of(options: Collection,  # the allowed values (a registry's keys, when a dict)
           ) -> Callable:  # check(name, value) -> value
@@ -366,6 +374,12 @@ def door(*relations: Callable,  # (args) -> None, args the bound arguments as at
         checked.checks = checks  # what the door checks, for a reader (and a test) to see
         return checked
     return decorate
+
+# %% ../nbs/00_core.ipynb #d00r0006
+def same_shape(*names: str,  # the arguments that must share one shape (None ones are skipped)
+              ) -> Callable:  # relation(args) -> None, for `door`
+    "A door relation: the named tensor arguments have one shape (`check_same_shape`, without scanning values)."
+    return lambda a: check_same_shape(values=False, **{n: getattr(a, n) for n in names})
 
 # %% ../nbs/00_core.ipynb #9b6f214f
 def _kl_shapes(a) -> None:

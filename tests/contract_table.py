@@ -328,13 +328,13 @@ def _toy_frame():
     return toy_frame("sigmoid", steps=2, seeds=1)
 
 def _frame():
-    from prefbench_lib.widgets import loss_frame
+    from prefbench_lib.views import loss_frame
     return loss_frame("sigmoid", n_points=5)
 
 
 def _table() -> dict[str, Entry | Reason]:
     from prefbench_lib import core, intransitive, listwise, losses, metrics, nash, toy
-    from prefbench_lib import lm_data, lm_train, widgets, dashboards  # noqa: F401  (heavy: transformers, datasets, panel)
+    from prefbench_lib import lm_data, lm_train, views, widgets, dashboards  # noqa: F401  (heavy: transformers, datasets, panel)
 
     RECORD = "a record (NamedTuple or dataclass) that stores its fields; what fills it is checked where it is made"
     HOT = "a per-step helper of the hot loop ({}): its inputs are the loop's own buffers, checked once at the door of {}"
@@ -404,7 +404,7 @@ def _table() -> dict[str, Entry | Reason]:
     T["core.adam_step"] = Entry(core.adam_step, lambda: dict(theta=torch.zeros(2, 3), grad=torch.ones(2, 3), m=torch.zeros(2, 3), v=torch.zeros(2, 3), t=1,
                                                              lr=0.1, betas=(0.9, 0.999), eps=1e-8, per_run=False),
                                 dict(theta=obj(), grad=obj(), m=obj(), v=obj(), t=integer(1), lr=positive(), betas=obj(), eps=positive()))
-    for name in ("is_int", "in_interval", "one_of", "is_a", "optional"):
+    for name in ("is_int", "in_interval", "is_scalar", "one_of", "is_a", "optional", "same_shape"):
         T[f"core.{name}"] = Reason("builds a door check from its settings; the check it returns is the check_* helper above (00_core checks each)")
     T["core.door"] = Reason("a decorator: declares the checks every decorated function's entry tests through that function")
     T["core.Optimizer"] = Reason(RECORD)
@@ -516,6 +516,8 @@ def _table() -> dict[str, Entry | Reason]:
                                  dict(embeddings=real(shapes=("short",), inf_ok=False, batch=None)))
     T["nash.gpm_preferences"] = Entry(nash.gpm_preferences, lambda: dict(embeddings=t64(1.0, 0.0, 0.0, 1.0, -1.0, 0.5).view(3, 2)),
                                       dict(embeddings=real(shapes=("short",), inf_ok=False, batch=None)))
+    T["nash.GameKind"] = Reason(RECORD)
+    T["nash.game"] = Reason("a decorator: registers a game constructor under a name (its door checks K, seed, scale, dtype, device)")
     game_kinds = dict(K=integer(2), dtype=choice(), device=device())
     T["nash.rps_game"] = Entry(nash.rps_game, lambda: dict(K=3, margins=(0.5, 0.25, 0.5), dtype=torch.float64, device="cpu"),
                                dict(game_kinds, margins=obj()))
@@ -556,10 +558,10 @@ def _table() -> dict[str, Entry | Reason]:
     STATE = "an algorithm's state between steps, built by run_dynamics (Population.start checks lambdas)"
     for name in ("LastWinRates", "Population"): T[f"nash.{name}"] = Reason(STATE)
     T["nash.run_dynamics"] = Entry(nash.run_dynamics, lambda: dict(P=game(), algorithm="omd", ref=skewed3(), beta=0.1, eta=0.1, steps=3,
-                                                                   init=uniform3(), samples=4, seed=0),
+                                                                   init=uniform3(), samples=4, seed=0, threads=1),
                                    dict(P=preferences(), algorithm=choice(), ref=distribution(none_ok=True), beta=scalar_or_batch(0.0, None, "left", B=1),
                                         eta=scalar_or_batch(0.0, None, "neither", B=1), steps=integer(0), init=distribution(none_ok=True),
-                                        samples=integer(1, none_ok=True), seed=integer(0)), unknown_kw=True)
+                                        samples=integer(1, none_ok=True), seed=integer(0), threads=integer(1, none_ok=True)), unknown_kw=True)
     T["nash.online_ipo_eta"] = Entry(nash.online_ipo_eta, lambda: dict(lr=0.1, beta=0.1, K=3), dict(lr=positive(), beta=positive(), K=integer(1)))
 
     # ---------------- intransitive ----------------
@@ -714,7 +716,11 @@ def _table() -> dict[str, Entry | Reason]:
     T["dashboards.Rendered"] = Reason(RECORD)
     T["dashboards.RunsFound"] = Reason(RECORD)
     T["dashboards.Page"] = Reason(RECORD)
-    for name in ("Explorer", "MarginsExplorer", "ModeSeekingExplorer", "NashExplorer", "RunsExplorer",
+    for name in ("PairSetting", "PairRun", "BanditSetting", "BanditRun", "NashSetting", "FileStamp", "Stamp", "RunStamp", "MetricPanel"):
+        T[f"dashboards.{name}"] = Reason(RECORD)
+    T["dashboards.figure_panel"] = Entry(dashboards.figure_panel, lambda: dict(name="line"), dict(name=text()))
+    for name in ("Explorer", "MarginsSettings", "MarginsExplorer", "ModeSeekingSettings", "ModeSeekingExplorer", "NashSettings", "NashExplorer",
+                 "RunsSettings", "RunsDirectory", "RunsExplorer", "Panes",
                  "Dashboard", "MarginsDashboard", "ModeSeekingDashboard", "NashDashboard", "RunsDashboard"):
         T[f"dashboards.{name}"] = Reason(PANEL)
     T["dashboards.loss_curves"] = Entry(dashboards.loss_curves, lambda: dict(names=["sigmoid", "cdpo"], beta=0.1,
@@ -735,24 +741,27 @@ def _table() -> dict[str, Entry | Reason]:
     T["dashboards.index_page"] = Reason(NO_ARGS)
     T["dashboards.websocket_origins"] = Entry(dashboards.websocket_origins, lambda: dict(address="127.0.0.1", port=5006, allow=["example.org:80"]),
                                               dict(address=text(), port=integer(0, 65535), allow=texts()))
-    T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: makes Panel's global busy counter thread-safe (serve calls it); no data arguments")
+    T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: the adapter for holoviz/panel#4008, makes Panel's global busy counter thread-safe "
+                                                  "(serve calls it); no data arguments (test_dashboards forces the race)")
     T["dashboards.quiet_closed_sockets"] = Reason(NO_ARGS)
     T["dashboards.serve"] = Reason("starts a web server (blocking, or on a thread with start=False); its arguments are checked before the port is "
                                    "bound (11_dashboards, test_dashboards)")
     T["dashboards.TextAlert"] = Entry(dashboards.TextAlert, lambda: dict(object="<b>x</b>", alert_type="warning"), dict(alert_type=choice()))
 
-    # ---------------- widgets ----------------
-    T["widgets.distinct_losses"] = Reason(NO_ARGS)
-    T["widgets.escape_text"] = Entry(widgets.escape_text, lambda: dict(text="<img src=x onerror=alert(1)>"), dict(text=text()))
-    T["widgets.hparam_range"] = Entry(widgets.hparam_range, lambda: dict(h=_hyperparameter("cdpo")), dict(h=obj()))
-    T["widgets.hyperparameter_controls"] = Entry(widgets.hyperparameter_controls, lambda: dict(name="cdpo"), dict(name=choice()))
-    T["widgets.loss_frame"] = Entry(widgets.loss_frame, lambda: dict(name="cdpo", beta=0.1, margin_range=5.0, n_points=5, label_smoothing=0.1),
+    # ---------------- views (what the dashboards and the widgets share) ----------------
+    T["views.distinct_losses"] = Reason(NO_ARGS)
+    T["views.escape_text"] = Entry(views.escape_text, lambda: dict(text="<img src=x onerror=alert(1)>"), dict(text=text()))
+    T["views.hparam_range"] = Entry(views.hparam_range, lambda: dict(h=_hyperparameter("cdpo")), dict(h=obj()))
+    T["views.loss_frame"] = Entry(views.loss_frame, lambda: dict(name="cdpo", beta=0.1, margin_range=5.0, n_points=5, label_smoothing=0.1),
                                     dict(name=choice(), beta=positive(), margin_range=positive(), n_points=integer(2), label_smoothing=scalar(0.0,
                                                                                                                                               0.5, "both")),
                                     unknown_kw=True)
+    T["views.toy_algorithms"] = Reason("takes one flag (no_neg)")
+
+    # ---------------- widgets ----------------
+    T["widgets.hyperparameter_controls"] = Entry(widgets.hyperparameter_controls, lambda: dict(name="cdpo"), dict(name=choice()))
     T["widgets.loss_figure"] = Entry(widgets.loss_figure, lambda: dict(frame=_frame()), dict(frame=obj()))
     T["widgets.loss_explorer"] = Reason(APP)
-    T["widgets.toy_algorithms"] = Reason("takes one flag (no_neg)")
     T["widgets.toy_frame"] = Entry(widgets.toy_frame, lambda: dict(algorithm="sigmoid", regime="on_policy", reward_center=70, steps=2, seeds=1,
                                                                    lr=0.05, beta=0.1),
                                    dict(algorithm=choice(), regime=choice(), reward_center=scalar(0.0, 100.0, "left", list_ok=True), steps=integer(1),
