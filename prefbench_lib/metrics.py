@@ -6,16 +6,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (adam_step, check_choice, check_fits, check_int, check_lengths, check_logps, check_mask,
-                                check_positive, check_real, check_same_shape, check_scalar, check_type, get_device, kl, log_ratio,
-                                upcast, value_checks_enabled)
+from .core import (OPTIMIZERS, check_fits, check_lengths, check_logps, check_mask, check_positive, check_real,
+                                check_same_shape, check_scalar, door, get_device, is_a, is_int, is_scalar, kl, log_ratio, one_of, optional, same_shape,
+                                upcast)
 from .losses import LOSSES, LossOutput, Pair
 
 if TYPE_CHECKING: import pandas as pd  # the history frame is built with pandas, imported when it is
@@ -25,51 +25,68 @@ __all__ = ['implicit_rewards', 'reward_margins', 'reward_accuracy', 'ranking_acc
            'idealized_ranking_accuracy', 'dpo_flip_threshold', 'PairProblem', 'pair_problem', 'PairRun', 'train_pairs']
 
 # %% ../nbs/07_margins.ipynb #cd7fe71a
-def _nonempty(name: str, x: Tensor, what: str) -> None:
-    "Refuse a batch of no examples, naming it: an accuracy over it would be 0 / 0."
-    if x.ndim and x.shape[0] == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): an accuracy over no {what} is undefined")
+def _nonempty(name: str,  # the argument whose first dimension is the batch
+              what: str,  # what it holds, for the message ("pairs", "lists")
+             ) -> Callable:  # relation(args) -> None
+    "A door relation: a batch of at least one example, since an accuracy over none would be 0 / 0."
+    def relation(a):
+        x = getattr(a, name)
+        if x.ndim and x.shape[0] == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): an accuracy over no {what} is undefined")
+    return relation
 
 # %% ../nbs/07_margins.ipynb #c22675ea
+@door(beta=check_positive)
 def implicit_rewards(policy_logps: Tensor,  # [B] s_theta(y)
                      ref_logps: Tensor,  # [B] s_ref(y)
                      *, beta: float,  # beta > 0
                     ) -> Tensor:  # [B] beta * (s_theta - s_ref), detached
     "DPO's implicit reward of each completion."
-    check_positive("beta", beta)
     # r = beta (s_theta(y) - s_ref(y))
     return (beta * log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps, empty_ok=True)).detach()
 
+# %% ../nbs/07_margins.ipynb #m07rm001
+def _is_loss_output(name: str,  # argument name, "out"
+                    value,  # what a loss returned
+                   ) -> LossOutput:  # `value`, unchanged
+    "A door check: a LossOutput, the triple (losses, chosen_rewards, rejected_rewards) every loss in LOSSES returns."
+    if not isinstance(value, tuple) or len(value) != 3:
+        raise ValueError(f"{name} must be a LossOutput (losses, chosen_rewards, rejected_rewards), got {type(value).__name__}")
+    return value
+
+@door(out=_is_loss_output)
 def reward_margins(out: LossOutput,  # what a loss in LOSSES returned
                   ) -> Tensor:  # [B] chosen_rewards - rejected_rewards (TRL's "rewards/margins" before the mean)
     "Per-pair implicit reward margins."
-    if not isinstance(out, tuple) or len(out) != 3:
-        raise ValueError(f"out must be a LossOutput (losses, chosen_rewards, rejected_rewards), got {type(out).__name__}")
+    # beta rho_w - beta rho_l
     return out.chosen_rewards - out.rejected_rewards
 
+# %% ../nbs/07_margins.ipynb #m07ra001
 def reward_accuracy(out: LossOutput,  # what a loss in LOSSES returned
                    ) -> float:  # fraction of pairs with chosen reward > rejected reward (TRL's "rewards/accuracies")
     "Reward accuracy over the pairs whose two rewards are defined."
     m = reward_margins(out)
-    ok = ~torch.isnan(m)
+    ok = ~torch.isnan(m)  # a loss without a chosen side (NPO) defines no margin
     if not bool(ok.any()): raise ValueError("out has no pair with both rewards defined (chosen_rewards or rejected_rewards all NaN)")
+    # 1[beta rho_w > beta rho_l], averaged over the defined pairs
     return float((m[ok] > 0).float().mean())
 
 # %% ../nbs/07_margins.ipynb #e8a96ce6
+def _lengths_paired(a) -> None:
+    "A door relation: per-token averages need both lengths, so chosen_lengths and rejected_lengths come together or not at all."
+    if (a.chosen_lengths is None) != (a.rejected_lengths is None):
+        raise ValueError("give both chosen_lengths and rejected_lengths, or neither, "
+                         f"got chosen_lengths={'None' if a.chosen_lengths is None else 'a tensor'}, "
+                         f"rejected_lengths={'None' if a.rejected_lengths is None else 'a tensor'}")
+
+@door(_lengths_paired, same_shape("policy_chosen_logps", "policy_rejected_logps", "chosen_lengths", "rejected_lengths"),
+      _nonempty("policy_chosen_logps", "pairs"), policy_chosen_logps=check_logps, policy_rejected_logps=check_logps,
+      chosen_lengths=optional(check_lengths), rejected_lengths=optional(check_lengths))
 def ranking_accuracy(policy_chosen_logps: Tensor,  # [B] s_theta(y_w)
                      policy_rejected_logps: Tensor,  # [B] s_theta(y_l)
                      chosen_lengths: Tensor | None = None,  # [B] |y_w|: compare per-token averages when given
                      rejected_lengths: Tensor | None = None,  # [B] |y_l|
                     ) -> float:  # fraction of pairs with pi(y_w) >= pi(y_l)
     "How often the policy gives the chosen response at least the rejected one's likelihood."
-    check_logps("policy_chosen_logps", policy_chosen_logps); check_logps("policy_rejected_logps", policy_rejected_logps)
-    if (chosen_lengths is None) != (rejected_lengths is None):
-        raise ValueError("give both chosen_lengths and rejected_lengths, or neither, "
-                         f"got chosen_lengths={'None' if chosen_lengths is None else 'a tensor'}, "
-                         f"rejected_lengths={'None' if rejected_lengths is None else 'a tensor'}")
-    if chosen_lengths is not None: check_lengths("chosen_lengths", chosen_lengths); check_lengths("rejected_lengths", rejected_lengths)
-    check_same_shape(values=False, policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                     chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths)
-    _nonempty("policy_chosen_logps", policy_chosen_logps, "pairs")
     w, l = upcast(policy_chosen_logps), upcast(policy_rejected_logps)
     if chosen_lengths is not None:
         # compare s / |y|
@@ -77,18 +94,21 @@ def ranking_accuracy(policy_chosen_logps: Tensor,  # [B] s_theta(y_w)
     # 1[pi(y_w) >= pi(y_l)], averaged
     return float((w >= l).float().mean())
 
+# %% ../nbs/07_margins.ipynb #m07lr001
+def _lists(a) -> None:
+    "A door relation: policy_logps holds B lists of K responses."
+    if a.policy_logps.ndim != 2: raise ValueError(f"policy_logps must have shape [B, K], got shape {tuple(a.policy_logps.shape)}")
+
+@door(same_shape("policy_logps", "scores", "lengths"), _lists, _nonempty("policy_logps", "lists"),
+      lambda a: a.mask is None or check_mask("mask", a.mask, tuple(a.scores.shape), like="scores"),
+      policy_logps=check_logps, scores=check_real, lengths=optional(check_lengths))
 def list_ranking_accuracy(policy_logps: Tensor,  # [B, K] s_theta(y_k)
                           scores: Tensor,  # [B, K] the true order: higher is better
                           lengths: Tensor | None = None,  # [B, K] |y_k|: compare per-token averages when given
                           mask: Tensor | None = None,  # [B, K] 1 where response k exists
                          ) -> float:  # fraction of lists whose full order the policy reproduces
     "Exact-match ranking accuracy for K-way lists: every pair with a higher score gets at least the likelihood."
-    check_logps("policy_logps", policy_logps); check_real("scores", scores)
-    if lengths is not None: check_lengths("lengths", lengths)
-    check_same_shape(values=False, policy_logps=policy_logps, scores=scores, lengths=lengths)
-    if policy_logps.ndim != 2: raise ValueError(f"policy_logps must have shape [B, K], got shape {tuple(policy_logps.shape)}")
-    _nonempty("policy_logps", policy_logps, "lists")
-    m = torch.ones_like(scores, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(scores.shape), like="scores")
+    m = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask != 0
     s = upcast(policy_logps) if lengths is None else upcast(policy_logps) / lengths
     # pair (i, j) counts when both exist and score_i > score_j; it is right when s_i >= s_j
     must = (scores[:, :, None] > scores[:, None, :]) & m[:, :, None] & m[:, None, :]
@@ -96,6 +116,10 @@ def list_ranking_accuracy(policy_logps: Tensor,  # [B, K] s_theta(y_k)
     return float((~wrong.any(dim=(1, 2))).float().mean())
 
 # %% ../nbs/07_margins.ipynb #212cf157
+@door(same_shape("ref_chosen_logps", "ref_rejected_logps"),
+      lambda a: check_scalar("alpha", a.alpha, 0.0, 1.0, batch=tuple(a.ref_chosen_logps.shape)),  # a number, 0-d, or exactly [B]
+      _nonempty("ref_chosen_logps", "pairs"), beta=check_positive, eps=is_scalar(0.0, 0.5, "neither"),
+      ref_chosen_logps=check_logps, ref_rejected_logps=check_logps)
 def idealized_ranking_accuracy(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                                ref_rejected_logps: Tensor,  # [B] s_ref(y_l)
                                alpha: float | Tensor,  # [B] or scalar: true probability that y_w is preferred, in [0, 1]
@@ -103,23 +127,18 @@ def idealized_ranking_accuracy(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                                eps: float = 1e-3,  # alpha is clipped to [eps, 1 - eps]
                               ) -> float:  # ranking accuracy of the population objective's optimum
     "Ranking accuracy the population DPO/RLHF optimum (true preference probabilities) reaches: 1{log pi_ref(y_w)/pi_ref(y_l) + logit(alpha)/beta > 0}."
-    check_positive("beta", beta)
-    check_scalar("eps", eps, 0.0, 0.5, closed="neither")
-    check_logps("ref_chosen_logps", ref_chosen_logps); check_logps("ref_rejected_logps", ref_rejected_logps)
-    check_same_shape(values=False, ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
-    check_scalar("alpha", alpha, 0.0, 1.0, batch=tuple(ref_chosen_logps.shape))  # a number, 0-d, or exactly [B] (NaN fails the comparison)
     a = alpha if isinstance(alpha, Tensor) else torch.tensor(float(alpha), dtype=torch.float64)
-    _nonempty("ref_chosen_logps", ref_chosen_logps, "pairs")
     ref_gap = log_ratio("ref_chosen_logps", ref_chosen_logps, "ref_rejected_logps", ref_rejected_logps)
     # log pi_ref(y_w)/pi_ref(y_l) + (1/beta) logit(alpha), alpha clipped to [eps, 1 - eps]
     return float(((ref_gap + torch.logit(a.to(ref_gap).clamp(eps, 1 - eps)) / beta) > 0).float().mean())
 
+# %% ../nbs/07_margins.ipynb #m07ft001
+@door(beta=check_positive)
 def dpo_flip_threshold(ref_chosen_logps: Tensor,  # [B] s_ref(y_w)
                        ref_rejected_logps: Tensor,  # [B] s_ref(y_l)
                        beta: float,  # beta > 0
                       ) -> Tensor:  # [B] the DPO loss at or below which the pair is ranked correctly
     "Theorem 4.1 of Chen et al.: pi ranks (y_w, y_l) correctly iff L_DPO <= -log sigma(beta c), c = log pi_ref(y_l)/pi_ref(y_w)."
-    check_positive("beta", beta)
     # c = log pi_ref(y_l) - log pi_ref(y_w)
     c = log_ratio("ref_rejected_logps", ref_rejected_logps, "ref_chosen_logps", ref_chosen_logps, empty_ok=True)
     # threshold = -log sigma(beta c)
@@ -136,25 +155,30 @@ class PairProblem(NamedTuple):
     rejected: Tensor  # [P] candidate index of y_l
     alpha: Tensor  # [P] true probability that y_w is preferred, sigma(r*_w - r*_l)
 
+def _pair_problem_fits(a) -> None:
+    "A door relation of `pair_problem`: m distinct pairs exist among K candidates, and what it surely allocates fits in memory."
+    n, K, m, pairs = a.n_prompts, a.K, a.pairs_per_prompt, a.K * (a.K - 1) // 2
+    if m > pairs: raise ValueError(f"pairs_per_prompt must be <= K (K - 1) / 2 = {pairs}, got pairs_per_prompt={m}")
+    # on the host r, z, a normal draw and log pi_ref (float64 [n, K]), a uniform per candidate pair and its argsort
+    # (float32 + int64 [n, K (K - 1) / 2]); on the device three float32 [n, K] and, per pair, three int64 and a float32
+    check_fits(n * (32 * K + 12 * pairs), None, n_prompts=n, K=K)
+    check_fits(n * (12 * K + 28 * m), get_device(a.device), n_prompts=n, K=K, pairs_per_prompt=m)
+
+# %% ../nbs/07_margins.ipynb #m07pp003
+@door(_pair_problem_fits, n_prompts=is_int(1), K=is_int(2), pairs_per_prompt=is_int(1), reward_scale=check_positive,
+      ref_noise=check_positive, ref_signal=is_scalar(-math.inf, math.inf, "neither"), seed=is_int(0))
 def pair_problem(n_prompts: int = 4000,  # n
                  K: int = 8,  # candidates per prompt
                  *, pairs_per_prompt: int = 1,  # m distinct labelled pairs per prompt, at most K (K - 1) / 2
                  reward_scale: float = 3.0,  # s, the spread of the true rewards
-                 ref_signal: float = 2.0,  # a, how much the reference follows r*
+                 ref_signal: float = 2.0,  # a, how much the reference follows r* (any finite number)
                  ref_noise: float = 10.0,  # b, how much it does not
                  seed: int = 0,  # seeds a generator of its own (the global RNG is untouched)
                  device: str | torch.device | None = None,  # None: `get_device()`
                 ) -> PairProblem:
     "True rewards, a reference over the candidates, and m Bradley-Terry-labelled pairs per prompt."
-    n, K, m = check_int("n_prompts", n_prompts, 1), check_int("K", K, 2), check_int("pairs_per_prompt", pairs_per_prompt, 1)
-    if m > K * (K - 1) // 2: raise ValueError(f"pairs_per_prompt must be <= K (K - 1) / 2 = {K * (K - 1) // 2}, got pairs_per_prompt={m}")
-    for k, v in (("reward_scale", reward_scale), ("ref_noise", ref_noise)): check_positive(k, v)
-    check_scalar("ref_signal", ref_signal, -math.inf, math.inf, closed="neither")  # any finite number
-    g, dev = torch.Generator().manual_seed(check_int("seed", seed, 0)), get_device(device)
-    # what it surely allocates: on the host r, z, a normal draw and log pi_ref (float64 [n, K]), a uniform per candidate pair and its
-    # argsort (float32 + int64 [n, K (K - 1) / 2]); on the device three float32 [n, K] and, per pair, three int64 and a float32
-    check_fits(n * (32 * K + 12 * (K * (K - 1) // 2)), None, n_prompts=n, K=K)
-    check_fits(n * (12 * K + 28 * m), dev, n_prompts=n, K=K, pairs_per_prompt=m)
+    n, m, g, dev = n_prompts, pairs_per_prompt, torch.Generator().manual_seed(seed), get_device(device)
+    # r* ~ N(0, s^2)
     r = torch.randn(n, K, generator=g, dtype=torch.float64) * reward_scale
     # z_ref = a r* + b eps
     z = ref_signal * r + ref_noise * torch.randn(n, K, generator=g, dtype=torch.float64)
@@ -191,71 +215,120 @@ def _pair_runs(runs) -> list[tuple[str, str, dict]]:
     if len(set(labels)) < len(labels): raise ValueError(f"runs must be distinct, got {labels}")
     return out
 
+# %% ../nbs/07_margins.ipynb #m07pd001
+class _PairData(NamedTuple):
+    "What every step of `train_pairs` reads from the problem, computed once."
+    x: Tensor  # [P] prompt of each pair
+    w: Tensor  # [P] candidate index of y_w
+    l: Tensor  # [P] candidate index of y_l
+    ref_logps: Tensor  # [n, K] log pi_ref
+    ref_w: Tensor  # [P] log pi_ref(y_w)
+    ref_l: Tensor  # [P] log pi_ref(y_l)
+    ones: Tensor  # [P] one "token" per completion: the length-normalised losses see |y| = 1
+    mis: Tensor  # [P] bool: the pairs the reference ranks the wrong way round
+    p_star: Tensor  # [n, K, K] P*(y > y')
+
+def _pair_data(pb: PairProblem) -> _PairData:
+    "The quantities of `pb` that no training step changes."
+    x, w, l = pb.prompt, pb.chosen, pb.rejected
+    ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]
+    # P*(y > y') = sigma(r*(y) - r*(y'))
+    p_star = torch.sigmoid(pb.rewards[:, :, None] - pb.rewards[:, None, :])
+    # mis-ranked: log pi_ref(y_w) < log pi_ref(y_l)
+    return _PairData(x, w, l, pb.ref_logps, ref_w, ref_l, torch.ones_like(ref_w), ref_w < ref_l, p_star)
+
 # %% ../nbs/07_margins.ipynb #6f5095f9
-def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, pb: PairProblem, mis: Tensor, p_star: Tensor) -> dict:
-    "One run's row at one step (see the table above)."
-    p = lp.exp()
-    margins = reward_margins(out)
-    return dict(loss_value=out.losses.mean().item(), chosen_reward=out.chosen_rewards.nanmean().item(),
-                rejected_reward=out.rejected_rewards.nanmean().item(), margin=margins.nanmean().item(),
-                reward_accuracy=reward_accuracy(out) if not bool(margins.isnan().all()) else math.nan,
-                ranking_accuracy=ranking_accuracy(lw, ll), chosen_logp=lw.mean().item(), rejected_logp=ll.mean().item(),
-                flipped=(lw >= ll)[mis].float().mean().item() if bool(mis.any()) else math.nan,
-                # KL(pi || pi_ref) = sum_y pi (log pi - log pi_ref)
-                kl=kl(lp, pb.ref_logps).mean().item(),
-                # E_{y ~ pi, y' ~ pi_ref} P*(y > y')
-                win_rate=torch.einsum("ni,nij,nj->n", p, p_star, pb.ref_logps.exp()).mean().item())
+class _PairReading(NamedTuple):
+    "One run's metrics at one step (the table above): the columns of `train_pairs`'s history after run, loss and step."
+    loss_value: float  # mean loss
+    chosen_reward: float  # mean beta rho_w
+    rejected_reward: float  # mean beta rho_l
+    margin: float  # mean beta (rho_w - rho_l)
+    reward_accuracy: float  # 1[rho_w > rho_l]; NaN when the loss defines no margin
+    ranking_accuracy: float  # 1[log pi(y_w) >= log pi(y_l)]
+    chosen_logp: float  # mean log pi(y_w)
+    rejected_logp: float  # mean log pi(y_l)
+    flipped: float  # ranking accuracy on the pairs the reference mis-ranks; NaN when there is none
+    kl: float  # KL(pi || pi_ref), mean over prompts
+    win_rate: float  # E_{y ~ pi, y' ~ pi_ref} P*(y > y'), mean over prompts
+
+def _pair_metrics(out: LossOutput, lp: Tensor, lw: Tensor, ll: Tensor, d: _PairData) -> _PairReading:
+    "One run's reading from its loss output, log pi [n, K], and log pi of the chosen and rejected sides [P]."
+    p, margins = lp.exp(), reward_margins(out)
+    return _PairReading(out.losses.mean().item(), out.chosen_rewards.nanmean().item(), out.rejected_rewards.nanmean().item(),
+                        margins.nanmean().item(), reward_accuracy(out) if not bool(margins.isnan().all()) else math.nan,
+                        ranking_accuracy(lw, ll), lw.mean().item(), ll.mean().item(),
+                        (lw >= ll)[d.mis].float().mean().item() if bool(d.mis.any()) else math.nan,
+                        # KL(pi || pi_ref) = sum_y pi (log pi - log pi_ref)
+                        kl(lp, d.ref_logps).mean().item(),
+                        # E_{y ~ pi, y' ~ pi_ref} P*(y > y')
+                        torch.einsum("ni,nij,nj->n", p, d.p_star, d.ref_logps.exp()).mean().item())
+
+# %% ../nbs/07_margins.ipynb #m07po001
+def _pair_outputs(theta: Tensor,  # [R, n, K] logits of the R runs
+                  d: _PairData,  # the problem's fixed quantities
+                  specs: list[tuple[str, str, dict]],  # (label, loss name, hyperparameters) per run, from `_pair_runs`
+                  beta: float,  # beta of every loss
+                 ) -> tuple[Tensor, Tensor, Tensor, list[LossOutput]]:  # log pi [R, n, K], log pi(y_w), log pi(y_l) [R, P], losses
+    "Every run's policy, its log-probabilities of the labelled pairs, and its loss on them."
+    # log pi_theta = log_softmax(theta)
+    lp = torch.log_softmax(theta, -1)
+    lw, ll = lp[:, d.x, d.w], lp[:, d.x, d.l]
+    pair = lambda j: Pair(lw[j], ll[j], d.ref_w, d.ref_l, chosen_lengths=d.ones, rejected_lengths=d.ones)
+    return lp, lw, ll, [LOSSES[name](pair(j), beta=beta, **hp) for j, (_, name, hp) in enumerate(specs)]
+
+# %% ../nbs/07_margins.ipynb #m07ph001
+def _pair_history(rows: list[tuple[str, str, int, _PairReading]],  # (run label, loss name, step, reading) as recorded
+                  specs: list[tuple[str, str, dict]],  # (label, loss name, hyperparameters) per run, from `_pair_runs`
+                  config: dict,  # the call's settings, kept in the frame's attrs["config"]
+                 ) -> pd.DataFrame:  # one row per (run, recorded step), runs in the order given
+    "The recorded readings as a tidy frame."
+    import pandas as pd  # only the history frame needs it: the metrics themselves import with torch alone
+    hist = pd.DataFrame([dict(run=label, loss=name, step=t, **reading._asdict()) for label, name, t, reading in rows])
+    hist["run"] = pd.Categorical(hist["run"], categories=[s[0] for s in specs])
+    hist = hist.sort_values(["run", "step"], ignore_index=True)
+    hist.attrs["config"] = config
+    return hist
+
+# %% ../nbs/07_margins.ipynb #m07bo001
+def _batched_optimizer(name: str,  # argument name, "optimizer"
+                       value,  # a key of core.OPTIMIZERS
+                      ) -> str:  # `value`, unchanged
+    "A door check: an optimizer in core.OPTIMIZERS with a batched step, read when the call happens (the registry may grow)."
+    return one_of([k for k, o in OPTIMIZERS.items() if o.step is not None])(name, value)
 
 # %% ../nbs/07_margins.ipynb #af127383
+@door(problem=is_a(PairProblem), beta=check_positive, steps=is_int(0), lr=check_positive, optimizer=_batched_optimizer,
+      every=is_int(1), stop_loss=optional(is_scalar(-math.inf, math.inf, "neither")))
 def train_pairs(problem: PairProblem,  # the pairs, their true rewards and the reference (`pair_problem`)
                 runs: str | Sequence[str | tuple[str, dict]] = "sigmoid",  # loss names in LOSSES, or (name, hyperparameters) pairs
                 *, beta: float = 0.1,  # beta of every loss
                 steps: int = 3000,  # gradient steps
                 lr: float = 2.0,  # learning rate eta
-                optimizer: str = "sgd",  # "sgd", or "normalized" (Adam with one second moment per run)
+                optimizer: str = "sgd",  # an entry of core.OPTIMIZERS with a batched step: "sgd", "normalized" (one second moment per run), "adam", ...
                 every: int = 10,  # record every `every` steps, and the last
-                stop_loss: float | None = None,  # a run records and stops once its mean loss is <= stop_loss
+                stop_loss: float | None = None,  # a run records and stops once its mean loss is <= stop_loss (any finite number)
                ) -> PairRun:
     "Train one tabular policy per run on the pairs of `problem`; the metrics of every run every `every` steps."
-    check_type("problem", problem, PairProblem)  # see pair_problem
-    specs = _pair_runs(runs)
-    check_positive("beta", beta); check_positive("lr", lr)
-    steps, every = check_int("steps", steps, 0), check_int("every", every, 1)
-    check_choice("optimizer", optimizer, ("sgd", "normalized"))
-    if stop_loss is not None: check_scalar("stop_loss", stop_loss, -math.inf, math.inf, closed="neither")  # any finite number
-    pb, R = problem, len(specs)
-    x, w, l = pb.prompt, pb.chosen, pb.rejected
-    ref_w, ref_l = pb.ref_logps[x, w], pb.ref_logps[x, l]
-    ones = torch.ones_like(ref_w)  # one "token" per completion: the length-normalised losses see |y| = 1
-    mis = ref_w < ref_l  # the pairs the reference ranks the wrong way round
-    p_star = torch.sigmoid(pb.rewards[:, :, None] - pb.rewards[:, None, :])  # P*(y > y') [n, K, K]
-    theta = pb.ref_logits.expand(R, -1, -1).clone()
-    m, v = torch.zeros(R, theta[0].numel(), device=theta.device), torch.zeros(R, 1, device=theta.device)
-    active, rows = [True] * R, []
+    specs, d, opt = _pair_runs(runs), _pair_data(problem), OPTIMIZERS[optimizer]
+    R = len(specs)
+    theta = problem.ref_logits.expand(R, -1, -1).clone()  # [R, n, K]: every run starts at z_ref
+    state, active, rows = opt.moments(theta.view(R, -1)), [True] * R, []
     for t in range(steps + 1):
         theta.requires_grad_(True)
-        lp = torch.log_softmax(theta, -1)  # [R, n, K]
-        lw, ll = lp[:, x, w], lp[:, x, l]  # [R, P]
-        outs = [LOSSES[name](Pair(lw[j], ll[j], ref_w, ref_l, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hp)
-                for j, (_, name, hp) in enumerate(specs)]
+        lp, lw, ll, outs = _pair_outputs(theta, d, specs, beta)
         with torch.no_grad():
             for j, (label, name, _) in enumerate(specs):
                 if not active[j]: continue
                 stop = stop_loss is not None and outs[j].losses.mean().item() <= stop_loss
-                if stop or t % every == 0 or t == steps:
-                    rows.append(dict(run=label, loss=name, step=t, **_pair_metrics(outs[j], lp[j], lw[j], ll[j], pb, mis, p_star)))
+                if stop or t % every == 0 or t == steps: rows.append((label, name, t, _pair_metrics(outs[j], lp[j], lw[j], ll[j], d)))
                 active[j] = not stop
         if t == steps or not any(active): break
-        (grad,) = torch.autograd.grad(sum(o.losses.sum() for o in outs), theta)
+        (grad,) = torch.autograd.grad(sum(out.losses.sum() for out in outs), theta)
         theta = theta.detach()
-        lr_r = lr * torch.tensor(active, dtype=theta.dtype, device=theta.device)[:, None]  # a stopped run stays where it is
-        # theta <- theta - eta grad  (sgd), or Adam's step with one second moment per run
-        if optimizer == "sgd": theta.sub_(lr_r[:, :, None] * grad)
-        else: adam_step(theta.view(R, -1), grad.view(R, -1), m, v, t + 1, lr_r, per_run=True)
-    import pandas as pd  # only the history frame needs it: the metrics themselves import with torch alone
-    hist = pd.DataFrame(rows)
-    hist["run"] = pd.Categorical(hist["run"], categories=[s[0] for s in specs])
-    hist = hist.sort_values(["run", "step"], ignore_index=True)
-    hist.attrs["config"] = dict(runs=[[s[1], s[2]] for s in specs], beta=beta, steps=steps, lr=lr, optimizer=optimizer,
-                                every=every, stop_loss=stop_loss, n_prompts=pb.rewards.shape[0], K=pb.rewards.shape[1], pairs=len(x))
-    return PairRun(hist, torch.log_softmax(theta.detach(), -1))
+        lr_r = lr * torch.tensor(active, dtype=theta.dtype, device=theta.device)[:, None]  # [R, 1] eta, 0 for a stopped run
+        # each run's row of theta takes the registered step: theta - eta grad (sgd), Adam's (adam, normalized), ...
+        opt.step(theta.view(R, -1), grad.view(R, -1), state, t + 1, lr_r)
+    config = dict(runs=[[s[1], s[2]] for s in specs], beta=beta, steps=steps, lr=lr, optimizer=optimizer, every=every,
+                  stop_loss=stop_loss, n_prompts=problem.rewards.shape[0], K=problem.rewards.shape[1], pairs=len(d.x))
+    return PairRun(_pair_history(rows, specs, config), torch.log_softmax(theta.detach(), -1))

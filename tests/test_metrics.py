@@ -69,3 +69,78 @@ def test_list_ranking_accuracy_is_exact_match():
 def test_bad_input_names_the_argument(call, msg):
     with pytest.raises(ValueError, match=None) as e: call()
     assert msg in str(e.value), str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------------
+# train_pairs steps with whatever core.OPTIMIZERS holds when it is called (issue 25)
+# ---------------------------------------------------------------------------------------------------------------------------
+
+def _hand_loop(problem, loss, beta, steps, lr, step):
+    "One run of `loss` in a plain loop, the update written out: `step(theta, grad, t)` changes theta [n, K] in place."
+    x, w, l = problem.prompt, problem.chosen, problem.rejected
+    ones = torch.ones(len(x), dtype=problem.ref_logits.dtype)
+    theta, losses = problem.ref_logits.clone(), []
+    for t in range(1, steps + 2):
+        theta.requires_grad_(True)
+        lp = torch.log_softmax(theta, 1)
+        out = LOSSES[loss](Pair(lp[x, w], lp[x, l], problem.ref_logps[x, w], problem.ref_logps[x, l],
+                                chosen_lengths=ones, rejected_lengths=ones), beta=beta).losses
+        losses.append(out.mean().item())
+        if t > steps: break
+        (grad,) = torch.autograd.grad(out.sum(), theta)
+        theta = theta.detach()
+        step(theta, grad, t)
+    return losses, torch.log_softmax(theta.detach(), 1)
+
+
+def test_an_optimizer_registered_after_import_trains_pairs_like_a_hand_written_loop():
+    from prefbench_lib import core
+    from prefbench_lib.metrics import PairProblem, pair_problem, train_pairs
+    mu, name = 0.8, "heavy_ball_test25"
+
+    # heavy ball: v <- mu v + g; theta <- theta - eta v   (a state, carried per run, and the step number t unused)
+    @core.optimizer(name, moments=lambda theta: (torch.zeros_like(theta),))
+    def heavy_ball(theta, grad, state, t, lr):
+        state[0].mul_(mu).add_(grad)
+        theta.sub_(lr * state[0])
+    try:
+        pb = pair_problem(120, K=5, pairs_per_prompt=2, seed=7, device="cpu")
+        pb = PairProblem(*(v.double() if v.is_floating_point() else v for v in pb))  # float64: the two paths agree to rounding
+        run = train_pairs(pb, ["sigmoid", "ipo"], beta=0.5, steps=15, lr=0.05, optimizer=name, every=1)
+        assert run.history.attrs["config"]["optimizer"] == name
+        for j, loss in enumerate(["sigmoid", "ipo"]):
+            v = torch.zeros_like(pb.ref_logits)
+            def step(theta, grad, t):
+                v.mul_(mu).add_(grad)  # the same update, one run at a time, written out
+                theta.sub_(0.05 * v)
+            losses, final = _hand_loop(pb, loss, 0.5, 15, 0.05, step)
+            h = run.history[run.history.run == loss]
+            assert h.loss_value.tolist() == pytest.approx(losses, rel=1e-9, abs=1e-10)
+            torch.testing.assert_close(run.logps[j], final, rtol=1e-9, atol=1e-10)
+        # and it is not plain SGD: momentum moved the policy further
+        sgd = train_pairs(pb, ["sigmoid", "ipo"], beta=0.5, steps=15, lr=0.05, every=15)
+        assert (sgd.logps - pb.ref_logps).abs().sum() < (run.logps - pb.ref_logps).abs().sum()
+    finally:
+        del core.OPTIMIZERS[name]
+    with pytest.raises(ValueError, match=f"optimizer must be one of .*; got optimizer='{name}'"):
+        train_pairs(pb, "sigmoid", steps=1, optimizer=name)  # gone from the registry: refused by name
+
+
+def test_the_default_sgd_is_the_plain_update_and_a_model_only_optimizer_is_refused():
+    from prefbench_lib.metrics import pair_problem, train_pairs
+    pb = pair_problem(80, K=4, seed=3, device="cpu")
+    run = train_pairs(pb, "dpo", beta=0.2, steps=10, lr=0.5, every=1)  # optimizer left at its default
+    losses, final = _hand_loop(pb, "dpo", 0.2, 10, 0.5, lambda theta, grad, t: theta.sub_(0.5 * grad))
+    assert run.history.loss_value.tolist() == pytest.approx(losses, rel=1e-5)
+    torch.testing.assert_close(run.logps[0], final, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adam, normalized.*; got optimizer='adamw'"):
+        train_pairs(pb, "dpo", steps=1, optimizer="adamw")  # adamw has no batched step: the LM lab's, for models
+
+
+def test_metrics_compares_no_optimizer_or_algorithm_name():
+    import inspect
+    import re
+    from prefbench_lib import metrics
+    src = inspect.getsource(metrics)
+    assert not re.search(r'[=!]=\s*["\']|["\']\s*[=!]=|\bin\s*\(\s*["\']', src), "a name compared in metrics.py"
+    assert "adam_step" not in src and "check_choice" not in src  # the optimizer comes from core.OPTIMIZERS, checked at the door
