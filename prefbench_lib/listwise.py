@@ -5,6 +5,7 @@
 # %% ../nbs/02_listwise.ipynb #f3326d7a
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, NamedTuple
 
@@ -13,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import (blame_nonfinite, check_in_interval, check_logps, check_mask, check_positive, check_real, check_same_shape,
-                                 check_tensor, upcast, value_checks_enabled)
+                                 door, log_ratio, register, upcast, value_checks_enabled)
 
 # %% auto #0
-__all__ = ['SCORE_LIMIT', 'LIST_LOSSES', 'ListLossOutput', 'listmle_loss', 'lambda_weights', 'lipo_lambda_loss',
+__all__ = ['LIST_LOSSES', 'SCORE_LIMIT', 'ListLossOutput', 'listwise', 'listmle_loss', 'lambda_weights', 'lipo_lambda_loss',
            'adaptive_step_rewards', 'tpo_loss']
 
 # %% ../nbs/02_listwise.ipynb #75b557d0
@@ -25,6 +26,7 @@ class ListLossOutput(NamedTuple):
     losses: Tensor   # [B] per-prompt loss; the caller reduces (mean, sum, weighted)
     rewards: Tensor  # [B, K] implicit rewards r_k, detached; NaN where mask is 0
 
+# %% ../nbs/02_listwise.ipynb #l1st0002
 def _binary_mask(name: str, mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     "`check_mask` that lets None through."
     return None if mask is None else check_mask(name, mask, shape, like="the log-probs")
@@ -40,10 +42,14 @@ def _list_mask(mask: Tensor | None, shape: tuple[int, int]) -> Tensor:
                          f"got {int(n[b])} in row {b}: mask[{b}] = {m[b].int().tolist()}")
     return m
 
+# %% ../nbs/02_listwise.ipynb #l1st0004
+def _present_logps(m: Tensor, **logps: Tensor) -> None:
+    "`check_logps` on the entries `m` keeps: a masked entry may hold anything (padding, garbage), a present one is a log-prob."
+    for k, v in logps.items(): check_logps(k, torch.where(m, v, -1.0) if isinstance(v, Tensor) and v.is_floating_point() else v)
+
 def _list_inputs(beta: float, policy_logps: Tensor, ref_logps: Tensor, scores: Tensor, mask: Tensor | None,
                 ) -> tuple[Tensor, Tensor, Tensor]:  # r [B, K] (>= float32), psi [B, K] float64, m [B, K] bool
-    "Validate a listwise call; return the implicit rewards, the scores and the mask, with masked entries set to 0."
-    check_positive("beta", beta)
+    "What a listwise loss reads, checked: the implicit rewards, the scores and the mask, with masked entries set to 0 (beta is checked at the door)."
     for k, v in (("policy_logps", policy_logps), ("ref_logps", ref_logps)):
         if not isinstance(v, Tensor): check_logps(k, v)  # raises, naming k; the values are checked where present, below
     check_real("scores", scores, allow_inf=True)
@@ -55,18 +61,11 @@ def _list_inputs(beta: float, policy_logps: Tensor, ref_logps: Tensor, scores: T
     check_real("scores", torch.where(m, scores, 0))  # finite where present; masked entries may hold anything
     p, ref = (torch.where(m, upcast(t), 0.0) for t in (policy_logps, ref_logps))
     psi = torch.where(m, scores.to(torch.float64), 0.0)
-    # r_k = beta (s_theta(y_k) - s_ref(y_k)); 0 where masked
-    r = beta * (p - ref)
-    if value_checks_enabled() and bool(torch.isnan(r.sum())) and bool(torch.isnan(r).any()):  # -inf - (-inf): a response neither model can produce
-        b, k = (int(i) for i in torch.isnan(r).nonzero()[0])
-        raise ValueError(f"policy_logps[{b}, {k}] and ref_logps[{b}, {k}] are both -inf: that response has probability 0 under "
-                         "both models, so its log-ratio is undefined; mask it out")
+    # r_k = beta (s_theta(y_k) - s_ref(y_k)); 0 where masked (`core.log_ratio` refuses -inf - (-inf), naming both)
+    r = beta * log_ratio("policy_logps", p, "ref_logps", ref, empty_ok=True)
     return r, psi, m
 
-def _present_logps(m: Tensor, **logps: Tensor) -> None:
-    "`check_logps` on the entries `m` keeps: a masked entry may hold anything (padding, garbage), a present one is a log-prob."
-    for k, v in logps.items(): check_logps(k, torch.where(m, v, -1.0) if isinstance(v, Tensor) and v.is_floating_point() else v)
-
+# %% ../nbs/02_listwise.ipynb #l1st0005
 def _finite(who: str, losses: Tensor, present: Tensor, **logps: Tensor) -> Tensor:
     "`losses` after the -inf rule's check, as every pairwise loss makes it: one reduction; a non-finite loss names the present entry at -inf."
     if value_checks_enabled() and not math.isfinite(losses.sum().item()):
@@ -76,6 +75,28 @@ def _finite(who: str, losses: Tensor, present: Tensor, **logps: Tensor) -> Tenso
 def _reported(r: Tensor, m: Tensor) -> Tensor:
     "The rewards a loss reports: detached, NaN where masked."
     return torch.where(m, r.detach(), float("nan"))
+
+# %% ../nbs/02_listwise.ipynb #l1st0008
+LIST_LOSSES: dict[str, Callable[..., ListLossOutput]] = {}
+_LIST_ARGS = ("beta", "mask", "step_embeddings", "step_mask")  # keyword-only arguments that are inputs, not hyperparameters
+
+def listwise(*names: str,  # the names it is registered under in LIST_LOSSES: its own first, then aliases
+             steps: bool = False,  # does it also read per-step log-probs [B, K, S] (TPO)? a trainer then gives it steps
+             relations: tuple[Callable, ...] = (),  # door relations of the bound arguments (`core.door`), run after the checks
+             registry: dict | None = None,  # where to register it; None: LIST_LOSSES
+             **checks: Callable,  # a door check for each of its own hyperparameters, e.g. temperature=core.in_interval(0, math.inf, "neither")
+            ) -> Callable[[Callable[..., ListLossOutput]], Callable[..., ListLossOutput]]:
+    "Decorator: check beta and the loss's declared hyperparameters at the door (`core.door`), and register it under `names`."
+    def deco(fn: Callable[..., ListLossOutput]) -> Callable[..., ListLossOutput]:
+        own = [k for k, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY and k not in _LIST_ARGS]
+        if [k for k in own if k not in checks]:
+            raise ValueError(f"listwise loss {names[0]!r} declares no check for {', '.join(k for k in own if k not in checks)}: "
+                             f"declare one per hyperparameter, e.g. {own[0]}=core.in_interval(0, 1)")
+        loss = door(*relations, beta=check_positive, **checks)(fn)
+        loss.names, loss.steps, loss.hyperparameter_names = names, steps, tuple(own)
+        for n in names: register(LIST_LOSSES if registry is None else registry, n, loss, what="listwise loss")
+        return loss
+    return deco
 
 # %% ../nbs/02_listwise.ipynb #f149a724
 def _score_order(scores: Tensor,  # [B, K] psi, higher is better
@@ -89,8 +110,10 @@ def _score_order(scores: Tensor,  # [B, K] psi, higher is better
         order = order.gather(1, torch.argsort(key.gather(1, order), dim=1, descending=True, stable=True))
     return order
 
+# %% ../nbs/02_listwise.ipynb #mle00002
 _MASKED = -1e30  # the reward a masked response gets inside a log-sum-exp: exp(-1e30 - r) == 0 for any finite r
 
+@listwise("listmle")
 def listmle_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over completion tokens
                  ref_logps: Tensor,  # [B, K] s_ref(y_k)
                  scores: Tensor,  # [B, K] psi_k, higher is better; only their order matters
@@ -117,19 +140,8 @@ def listmle_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over compl
 # %% ../nbs/02_listwise.ipynb #75117bdc
 SCORE_LIMIT = 64.0  # |psi| <= SCORE_LIMIT for the lambda losses: the gain 2^psi must stay a sensible weight
 
-def lambda_weights(rewards: Tensor,  # [B, K] current implicit rewards r, finite (detached inside)
-                   scores: Tensor,  # [B, K] psi, higher is better, |psi| <= SCORE_LIMIT
-                   present: Tensor,  # [B, K] 0/1 or bool
-                  ) -> Tensor:  # [B, K, K] Delta_ij for pairs with psi_i > psi_j, both present; 0 elsewhere (float64)
-    "LiPO-λ / LambdaLoss pair weights |G_i - G_j| |1/D(tau_i) - 1/D(tau_j)| under the current ranking tau."
-    check_real("rewards", rewards); check_real("scores", scores)
-    check_same_shape(values=False, rewards=rewards, scores=scores)
-    if rewards.ndim != 2: raise ValueError(f"rewards must have shape [B, K], got shape {tuple(rewards.shape)}")
-    present = check_mask("present", present, tuple(rewards.shape), like="rewards")
-    check_in_interval("scores", scores[present], -SCORE_LIMIT, SCORE_LIMIT)
-    return _lambda_weights(rewards, scores, present)
-
 def _lambda_weights(rewards: Tensor, scores: Tensor, present: Tensor) -> Tensor:
+    "`lambda_weights` on checked inputs: what the losses call."
     r, psi = rewards.detach(), scores.to(torch.float64)
     ri, rj, si, sj = r[:, :, None], r[:, None, :], psi[:, :, None], psi[:, None, :]
     idx = torch.arange(r.shape[1], device=r.device)
@@ -146,6 +158,23 @@ def _lambda_weights(rewards: Tensor, scores: Tensor, present: Tensor) -> Tensor:
     pair = present[:, :, None] & present[:, None, :] & (si > sj)
     return torch.where(pair, delta, 0.0)
 
+# %% ../nbs/02_listwise.ipynb #lam00002
+def _graded(a) -> None:
+    "lambda_weights' door: [B, K] rewards and scores of one shape, a 0/1 mask of it, |scores| <= SCORE_LIMIT where present."
+    check_same_shape(values=False, rewards=a.rewards, scores=a.scores)
+    if a.rewards.ndim != 2: raise ValueError(f"rewards must have shape [B, K], got shape {tuple(a.rewards.shape)}")
+    present = check_mask("present", a.present, tuple(a.rewards.shape), like="rewards")
+    check_in_interval("scores", a.scores[present], -SCORE_LIMIT, SCORE_LIMIT)
+
+@door(_graded, rewards=check_real, scores=check_real)
+def lambda_weights(rewards: Tensor,  # [B, K] current implicit rewards r, finite (detached inside)
+                   scores: Tensor,  # [B, K] psi, higher is better, |psi| <= SCORE_LIMIT
+                   present: Tensor,  # [B, K] 0/1 or bool
+                  ) -> Tensor:  # [B, K, K] Delta_ij for pairs with psi_i > psi_j, both present; 0 elsewhere (float64)
+    "LiPO-λ / LambdaLoss pair weights |G_i - G_j| |1/D(tau_i) - 1/D(tau_j)| under the current ranking tau."
+    return _lambda_weights(rewards, scores, present.bool())
+
+# %% ../nbs/02_listwise.ipynb #lam00004
 def _lambda_loss(r: Tensor, psi: Tensor, m: Tensor) -> Tensor:
     "sum over pairs psi_i > psi_j of Delta_ij * -log sigma(r_i - r_j): [B]. Shared by LiPO-λ and TPO."
     try: check_in_interval("scores", psi[m], -SCORE_LIMIT, SCORE_LIMIT)
@@ -164,6 +193,8 @@ def _lambda_loss(r: Tensor, psi: Tensor, m: Tensor) -> Tensor:
     # L = sum_{i, j: psi_i > psi_j} Delta_ij * -log sigma(r_i - r_j)
     return (delta * pair_nll).sum((1, 2))
 
+# %% ../nbs/02_listwise.ipynb #lam00006
+@listwise("lipo_lambda")
 def lipo_lambda_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over completion tokens
                      ref_logps: Tensor,  # [B, K] s_ref(y_k)
                      scores: Tensor,  # [B, K] psi_k, graded relevance (higher is better), |psi| <= 64
@@ -175,29 +206,13 @@ def lipo_lambda_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), summed over c
     return ListLossOutput(_finite("lipo_lambda_loss", _lambda_loss(r, psi, m), m, policy_logps=policy_logps, ref_logps=ref_logps), _reported(r, m))
 
 # %% ../nbs/02_listwise.ipynb #1a9580da
-def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta of each step, summed over the step's tokens
-                          ref_step_logps: Tensor,  # [B, K, S] the same under the reference
-                          step_embeddings: Tensor,  # [B, K, S, D] e_{k,s}, one vector per step (e.g. mean last hidden state)
-                          *, beta: float,  # inverse temperature beta > 0
-                          step_mask: Tensor | None = None,  # [B, K, S] 1 where step s of path k exists; None: all
-                          return_weights: bool = False,  # also return the step weights w
-                         ) -> Tensor | tuple[Tensor, Tensor]:  # [B, K] r_k, and [B, K, S] w_{k,s} if return_weights
-    "TPO's Adaptive Step Reward: beta * sum_s w_{k,s} rho_{k,s}, with w = 1 - max cosine to the other paths' steps."
-    check_positive("beta", beta)
-    for k, v in (("policy_step_logps", policy_step_logps), ("ref_step_logps", ref_step_logps)):
-        if not isinstance(v, Tensor): check_logps(k, v)  # raises, naming k; the values are checked where present, below
-    check_same_shape(values=False, policy_step_logps=policy_step_logps, ref_step_logps=ref_step_logps)
-    if policy_step_logps.ndim != 3:
-        raise ValueError(f"policy_step_logps must have shape [B, K, S], got shape {tuple(policy_step_logps.shape)}")
-    check_real("step_embeddings", step_embeddings, allow_inf=True)
-    if step_embeddings.ndim != 4 or step_embeddings.shape[:3] != policy_step_logps.shape:
-        raise ValueError(f"step_embeddings must have shape [B, K, S, D] with [B, K, S] = {tuple(policy_step_logps.shape)}, "
-                         f"got shape {tuple(step_embeddings.shape)}")
-    sm = _binary_mask("step_mask", step_mask, tuple(policy_step_logps.shape))
-    sm = torch.ones(policy_step_logps.shape, dtype=torch.bool, device=policy_step_logps.device) if sm is None else sm
-    _present_logps(sm, policy_step_logps=policy_step_logps, ref_step_logps=ref_step_logps)
-    check_real("step_embeddings", torch.where(sm[..., None], step_embeddings, 0))  # finite where the step exists
-    K = policy_step_logps.shape[1]
+_real_or_inf = lambda name, x: check_real(name, x, allow_inf=True)  # a door check: a real tensor, +-inf allowed
+
+def _step_weights(step_embeddings: Tensor,  # [B, K, S, D] e_{k,s}
+                  sm: Tensor,  # [B, K, S] bool: the steps that exist
+                 ) -> Tensor:  # [B, K, S] w_{k,s} in [0, 2], 0 for missing steps; no gradient
+    "w_{k,s} = 1 - the largest cosine of step (k, s) with a present step of another path (0 if there is none)."
+    K = sm.shape[1]
     with torch.no_grad():
         e = F.normalize(torch.where(sm[..., None], upcast(step_embeddings), 0.0), dim=-1)
         # cos(e_{k,s}, e_{j,t}) for every pair of steps: [B, K, S, K, S]
@@ -207,33 +222,45 @@ def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta o
         c = torch.where(other, cos, -math.inf).amax(dim=(3, 4))
         c = torch.where(torch.isfinite(c), c, 0.0)
         # w_{k,s} = 1 - c_{k,s}, in [0, 2]; 0 for missing steps
-        w = torch.where(sm, (1.0 - c).clamp(0.0, 2.0), 0.0)
+        return torch.where(sm, (1.0 - c).clamp(0.0, 2.0), 0.0)
+
+# %% ../nbs/02_listwise.ipynb #st3pw002
+def _step_inputs(a) -> None:
+    "adaptive_step_rewards' door: [B, K, S] log-probs of one shape, [B, K, S, D] embeddings, a 0/1 step mask; valid values where a step exists."
+    for k in ("policy_step_logps", "ref_step_logps"):
+        if not isinstance(getattr(a, k), Tensor): check_logps(k, getattr(a, k))  # raises, naming k; values are checked where present, below
+    check_same_shape(values=False, policy_step_logps=a.policy_step_logps, ref_step_logps=a.ref_step_logps)
+    shape = tuple(a.policy_step_logps.shape)
+    if len(shape) != 3: raise ValueError(f"policy_step_logps must have shape [B, K, S], got shape {shape}")
+    if a.step_embeddings.ndim != 4 or tuple(a.step_embeddings.shape[:3]) != shape:
+        raise ValueError(f"step_embeddings must have shape [B, K, S, D] with [B, K, S] = {shape}, got shape {tuple(a.step_embeddings.shape)}")
+    sm = _binary_mask("step_mask", a.step_mask, shape)
+    sm = torch.ones(shape, dtype=torch.bool, device=a.policy_step_logps.device) if sm is None else sm
+    _present_logps(sm, policy_step_logps=a.policy_step_logps, ref_step_logps=a.ref_step_logps)
+    check_real("step_embeddings", torch.where(sm[..., None], a.step_embeddings, 0))  # finite where the step exists
+
+@door(_step_inputs, beta=check_positive, step_embeddings=_real_or_inf)
+def adaptive_step_rewards(policy_step_logps: Tensor,  # [B, K, S] log pi_theta of each step, summed over the step's tokens
+                          ref_step_logps: Tensor,  # [B, K, S] the same under the reference
+                          step_embeddings: Tensor,  # [B, K, S, D] e_{k,s}, one vector per step (e.g. mean last hidden state)
+                          *, beta: float,  # inverse temperature beta > 0
+                          step_mask: Tensor | None = None,  # [B, K, S] 1 where step s of path k exists; None: all
+                          return_weights: bool = False,  # also return the step weights w
+                         ) -> Tensor | tuple[Tensor, Tensor]:  # [B, K] r_k, and [B, K, S] w_{k,s} if return_weights
+    "TPO's Adaptive Step Reward: beta * sum_s w_{k,s} rho_{k,s}, with w = 1 - max cosine to the other paths' steps."
+    sm = torch.ones(policy_step_logps.shape, dtype=torch.bool, device=policy_step_logps.device) if step_mask is None else step_mask.bool()
+    w = _step_weights(step_embeddings, sm)
     p, ref = (torch.where(sm, upcast(t), 0.0) for t in (policy_step_logps, ref_step_logps))
-    # r_k = beta * sum_s m_{k,s} w_{k,s} rho_{k,s},  rho = log pi_theta - log pi_ref per step
-    rho = p - ref
-    if value_checks_enabled() and bool(torch.isnan(rho.sum())) and bool(torch.isnan(rho).any()):  # -inf - (-inf)
-        at = ", ".join(str(int(i)) for i in torch.isnan(rho).nonzero()[0])
-        raise ValueError(f"policy_step_logps[{at}] and ref_step_logps[{at}] are both -inf: that step has probability 0 under both "
-                         "models, so its log-ratio is undefined; mask it out (step_mask)")
+    # rho_{k,s} = log pi_theta - log pi_ref per step (`core.log_ratio` refuses -inf - (-inf), naming both)
+    rho = log_ratio("policy_step_logps", p, "ref_step_logps", ref, empty_ok=True)
+    # r_k = beta * sum_s m_{k,s} w_{k,s} rho_{k,s}
     r = beta * (w.to(p.dtype) * rho).sum(-1)
     return (r, w) if return_weights else r
 
-# %% ../nbs/02_listwise.ipynb #9e178eb0
-def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step log-probs (summed over each step's tokens)
-             ref_logps: Tensor,  # same shape as policy_logps, under the reference
-             scores: Tensor,  # [B, K] psi_k, the paths' values (higher is better), |psi| <= 64
-             *, beta: float,  # inverse temperature beta > 0
-             mask: Tensor | None = None,  # [B, K] 1 where path k exists; None: all present
-             step_embeddings: Tensor | None = None,  # [B, K, S, D] step embeddings: turns on the Adaptive Step Reward
-             step_mask: Tensor | None = None,  # [B, K, S] 1 where step s of path k exists; None: all
-            ) -> ListLossOutput:
-    "TPO: the λ-weighted ranking loss of LiPO-λ over (Adaptive Step) implicit rewards."
-    if not isinstance(policy_logps, Tensor) or policy_logps.ndim != 3:
-        if step_embeddings is not None or step_mask is not None:
-            got = tuple(policy_logps.shape) if isinstance(policy_logps, Tensor) else type(policy_logps).__name__
-            raise ValueError(f"step_embeddings and step_mask need per-step log-probs: policy_logps must have shape [B, K, S], got {got}")
-        return lipo_lambda_loss(policy_logps, ref_logps, scores, beta=beta, mask=mask)
-    check_positive("beta", beta)
+# %% ../nbs/02_listwise.ipynb #tr33m001
+def _tree_masks(policy_logps: Tensor, ref_logps: Tensor, scores: Tensor, mask: Tensor | None, step_mask: Tensor | None,
+               ) -> tuple[Tensor, Tensor]:  # [B, K] present paths, [B, K, S] present steps
+    "What TPO reads from per-step inputs, checked: the masks of present paths and steps (log-probs valid where a step exists)."
     if not isinstance(ref_logps, Tensor): check_logps("ref_logps", ref_logps)  # raises, naming it
     check_same_shape(values=False, policy_logps=policy_logps, ref_logps=ref_logps)
     B, K, S = policy_logps.shape
@@ -245,6 +272,29 @@ def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step
     sm = _binary_mask("step_mask", step_mask, (B, K, S))
     sm = m[..., None].expand(B, K, S) if sm is None else m[..., None] & sm  # a missing path has no steps
     _present_logps(sm, policy_logps=policy_logps, ref_logps=ref_logps)
+    return m, sm
+
+# %% ../nbs/02_listwise.ipynb #9e178eb0
+def _per_step(x) -> bool: return isinstance(x, Tensor) and x.ndim == 3
+
+def _steps_need_steps(a) -> None:
+    "tpo_loss's door: step embeddings or a step mask come with per-step log-probs [B, K, S]."
+    if not _per_step(a.policy_logps) and (a.step_embeddings is not None or a.step_mask is not None):
+        got = tuple(a.policy_logps.shape) if isinstance(a.policy_logps, Tensor) else type(a.policy_logps).__name__
+        raise ValueError(f"step_embeddings and step_mask need per-step log-probs: policy_logps must have shape [B, K, S], got {got}")
+
+@listwise("tpo", steps=True, relations=(_steps_need_steps,))
+def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step log-probs (summed over each step's tokens)
+             ref_logps: Tensor,  # same shape as policy_logps, under the reference
+             scores: Tensor,  # [B, K] psi_k, the paths' values (higher is better), |psi| <= 64
+             *, beta: float,  # inverse temperature beta > 0
+             mask: Tensor | None = None,  # [B, K] 1 where path k exists; None: all present
+             step_embeddings: Tensor | None = None,  # [B, K, S, D] step embeddings: turns on the Adaptive Step Reward
+             step_mask: Tensor | None = None,  # [B, K, S] 1 where step s of path k exists; None: all
+            ) -> ListLossOutput:
+    "TPO: the λ-weighted ranking loss of LiPO-λ over (Adaptive Step) implicit rewards."
+    if not _per_step(policy_logps): return lipo_lambda_loss(policy_logps, ref_logps, scores, beta=beta, mask=mask)  # [B, K]: LiPO-λ
+    m, sm = _tree_masks(policy_logps, ref_logps, scores, mask, step_mask)
     if step_embeddings is None:
         p, ref = (torch.where(sm, upcast(t), 0.0) for t in (policy_logps, ref_logps))
         # r_k = beta * sum_s rho_{k,s}: every w_{k,s} = 1
@@ -253,6 +303,3 @@ def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step
         r = adaptive_step_rewards(policy_logps, ref_logps, step_embeddings, beta=beta, step_mask=sm)
     psi = torch.where(m, scores.to(torch.float64), 0.0)
     return ListLossOutput(_finite("tpo_loss", _lambda_loss(r, psi, m), sm, policy_logps=policy_logps, ref_logps=ref_logps), _reported(r, m))
-
-LIST_LOSSES: dict[str, Callable[..., ListLossOutput]] = {
-    "listmle": listmle_loss, "lipo_lambda": lipo_lambda_loss, "tpo": tpo_loss}

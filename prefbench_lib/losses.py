@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (blame_nonfinite, check_choice, check_in_interval, check_int, check_lengths, check_logps, check_mask,
-                                 check_positive, check_real, check_same_shape, check_scalar, check_tensor, check_type, log_ratio, register,
+from .core import (blame_nonfinite, check_choice, check_in_interval, check_lengths, check_logps, check_mask, check_positive,
+                                 check_real, check_same_shape, check_scalar, check_tensor, door, is_a, is_int, log_ratio, one_of, register,
                                  settle_checks, upcast, value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # only `curriculum_pairs` builds a frame, and imports pandas when called
 
 # %% auto #0
-__all__ = ['LOSSES', 'TERMS', 'F_DIVERGENCES', 'EXP_CAP', 'EXAMPLE_HPARAMS', 'LossOutput', 'get_loss', 'capped_expm1',
-           'f_divergence_score', 'Pair', 'Interval', 'declare_ranges', 'pairwise', 'soft_bce', 'sigmoid_loss',
-           'cdpo_loss', 'robust_loss', 'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss',
+__all__ = ['LOSSES', 'TERMS', 'F_DIVERGENCES', 'EXP_CAP', 'EXAMPLE_HPARAMS', 'LossOutput', 'get_loss', 'Interval', 'capped_expm1',
+           'f_divergence_score', 'Pair', 'declare_ranges', 'pairwise', 'soft_bce', 'sigmoid_loss', 'cdpo_loss',
+           'robust_loss', 'soft_dpo_loss', 'sigmoid_norm_loss', 'attenuated_dpo', 'hinge_loss', 'ipo_loss',
            'sppo_hard_loss', 'exo_pair_loss', 'nca_pair_loss', 'bco_pair_loss', 'apo_zero_loss', 'apo_down_loss',
            'aot_loss', 'aot_unpaired_loss', 'discopop_loss', 'log1mexp', 'simpo_loss', 'orpo_loss', 'npo_loss',
            'dpop_loss', 'chipo_loss', 'sft_loss', 'cpo_loss', 'cpo_hinge_loss', 'cpo_ipo_loss', 'alphapo_loss',
@@ -43,6 +43,7 @@ class LossOutput(NamedTuple):
 LOSSES: dict[str, Callable[..., LossOutput]] = {}
 TERMS: dict[str, Callable[..., LossOutput]] = {}  # terms only `loss_mixture` takes by name: "sft"
 
+# %% ../nbs/01_losses.ipynb #g3tl0551
 def get_loss(name: str,  # a name in LOSSES
             ) -> Callable[..., LossOutput]:  # the loss: (pair, *, beta, **its hyperparameters) -> LossOutput
     "The loss registered as `name`; a `ValueError` listing the known names otherwise."
@@ -50,144 +51,6 @@ def get_loss(name: str,  # a name in LOSSES
     except TypeError: known = False  # unhashable
     if not known: raise ValueError(f"unknown loss name={name!r}; known: {', '.join(sorted(LOSSES))}")
     return LOSSES[name]
-
-# %% ../nbs/01_losses.ipynb #62b28928
-F_DIVERGENCES = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")  # TRL's f_divergence_type values
-EXP_CAP = 30.0  # capped_expm1 is exact up to here and linear beyond
-
-def _capped_expm1(x: Tensor, cap: float = EXP_CAP) -> Tensor:
-    e = math.expm1(cap)  # a constant: the tangent's slope never meets the clamp's zero gradient (0 * inf = NaN at x = +inf)
-    # x <= c: e^x - 1;  x > c: e^c (1 + x - c) - 1 = (e + 1)(x - c) + e
-    return torch.where(x > cap, (e + 1) * (x - cap) + e, torch.expm1(x.clamp(max=cap)))
-
-def capped_expm1(x: Tensor,  # exponent: real values, +-inf allowed
-                 cap: float = EXP_CAP,  # exact for x <= cap, a finite number
-                ) -> Tensor:  # e^x - 1 for x <= cap; the tangent line at cap beyond
-    "e^x - 1, exact up to `cap` and continued along its tangent beyond (finite, with a gradient that never vanishes)."
-    check_real("x", x, allow_inf=True); check_scalar("cap", cap, -math.inf, math.inf, closed="neither")
-    return _capped_expm1(x, cap)
-
-def _f_divergence_score(log_ratio: Tensor, f_divergence_type: str, a: float) -> Tensor:
-    if f_divergence_type == "reverse_kl": return log_ratio  # u = rho
-    if f_divergence_type == "forward_kl":
-        # u = 1 - e^{-rho}
-        return -_capped_expm1(-log_ratio)
-    if f_divergence_type == "js_divergence":
-        # u = log 2 + log sigma(rho)
-        return math.log(2) + F.logsigmoid(log_ratio)
-    if a == 1: return log_ratio  # the limit a -> 1
-    # u = (e^{(a - 1) rho} - 1) / (a - 1)
-    return _capped_expm1((a - 1) * log_ratio) / (a - 1)
-
-def f_divergence_score(log_ratio: Tensor,  # [B] rho = log pi_theta(y) - log pi_ref(y): real, +-inf allowed
-                       f_divergence_type: str = "reverse_kl",  # one of F_DIVERGENCES (TRL's name)
-                       f_alpha_divergence_coef: float = 0.5,  # a in (-inf, inf), for "alpha_divergence" (TRL's default 0.5); 1 is reverse KL
-                      ) -> Tensor:  # [B] u = f'(e^rho), with u = 0 at rho = 0
-    "The score u = f'(pi/pi_ref) that replaces the log-ratio under an f-divergence (Wang et al. 2309.16240)."
-    check_real("log_ratio", log_ratio, allow_inf=True)
-    check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
-    check_scalar("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
-    return _f_divergence_score(log_ratio, f_divergence_type, f_alpha_divergence_coef)
-
-# %% ../nbs/01_losses.ipynb #ef8e9727
-class _cached:
-    "A cached property without the per-access lock `functools.cached_property` takes on Python < 3.12."
-    def __init__(self, fn): self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
-    def __get__(self, obj, cls=None):
-        if obj is None: return self
-        value = obj.__dict__[self.name] = self.fn(obj)  # a non-data descriptor: next time the instance attribute wins
-        return value
-
-class Pair:
-    "A batch of preference pairs: what every pairwise loss reads, and the quantities of its formula, each computed once."
-    ARGS = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps",
-            "chosen_lengths", "rejected_lengths")
-
-    def __init__(self,
-                 policy_chosen_logps: Tensor | None,  # [B] s_theta(y_c), summed over completion tokens
-                 policy_rejected_logps: Tensor | None,  # [B] s_theta(y_r)
-                 ref_chosen_logps: Tensor | None = None,  # [B] s_ref(y_c); None for reference-free losses
-                 ref_rejected_logps: Tensor | None = None,  # [B] s_ref(y_r)
-                 *, chosen_lengths: Tensor | None = None,  # [B] |y_c|, for length-normalised losses and the "sft" term
-                 rejected_lengths: Tensor | None = None,  # [B] |y_r|
-                 f_divergence_type: str = "reverse_kl",  # the f-divergence the log-ratios go through: one of F_DIVERGENCES
-                 f_alpha_divergence_coef: float = 0.5,  # a in (-inf, inf), for "alpha_divergence" (TRL's default); 1 is reverse KL
-                ):
-        self._raw = dict(zip(self.ARGS, (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
-                                         chosen_lengths, rejected_lengths)))
-        shape = check_same_shape(values=False, **self._raw)  # every given tensor: same shape
-        if shape is None: raise ValueError("a Pair needs at least one log-prob tensor, got None for every argument")
-        if 0 in shape:
-            k = next(k for k, v in self._raw.items() if v is not None)
-            raise ValueError(f"{k} is empty (shape {tuple(shape)}): a batch needs at least one pair")
-        self.shape = shape  # the batch shape, [B]
-        self.f_divergence_type = check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
-        self.f_alpha_divergence_coef = check_scalar("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
-        self._t = {}  # upcast inputs, filled on first use
-        self._later = []  # the inputs' scans, on an accelerator: read with the loss sum in one sync (`core.settle_checks`)
-        self.reader = "pairwise"  # the loss reading it now, for error messages (set by `pairwise`)
-
-    def get(self, k: str) -> Tensor:
-        "Input `k`, upcast on first use, or a `ValueError` saying the loss reading it needs it."
-        if k in self._t: return self._t[k]
-        v = self._raw[k]
-        if v is None:
-            hint = " (completion token counts)" if k.endswith("_lengths") else ""
-            raise ValueError(f"loss {self.reader!r} needs {k}{hint}, got {k}=None")
-        # log-probs: floating point, <= 0, no NaN (one max); lengths: positive whole counts (a min and, for floats, one sum)
-        check_lengths(k, v, later=self._later) if k.endswith("_lengths") else check_logps(k, v, later=self._later)
-        self._t[k] = upcast(v)
-        return self._t[k]
-
-    def per_example(self, name: str, value: float | Tensor) -> float | Tensor:
-        "A hyperparameter given per example: a number, or a tensor of exactly the batch shape (no silent broadcast)."
-        if not isinstance(value, Tensor) or value.ndim == 0: return value
-        if value.shape != self.shape:
-            raise ValueError(f"{name} must be a number or have the batch shape {tuple(self.shape)}, got shape {tuple(value.shape)}")
-        return check_real(name, value).to(self.get(next(k for k, v in self._raw.items() if v is not None)))
-
-    def blame(self, losses: Tensor) -> None:
-        "Called when `losses` are not all finite: a `ValueError` naming the bad input, else the input at -inf (the -inf rule), else the overflow."
-        for k, v in self._raw.items():
-            if v is None: continue
-            check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)  # raises, naming k, if v is bad
-        blame_nonfinite(f"loss {self.reader!r}", losses, **{k: self._raw[k] for k in self._t})  # only the inputs the loss read
-
-    def given(self, *ks: str) -> bool: return all(self._raw[k] is not None for k in ks)
-
-    # log pi_theta(y) / pi_ref(y) = s_theta(y) - s_ref(y), per side
-    @_cached
-    def log_ratio_c(self) -> Tensor: return self.get("policy_chosen_logps") - self.get("ref_chosen_logps")
-    @_cached
-    def log_ratio_r(self) -> Tensor: return self.get("policy_rejected_logps") - self.get("ref_rejected_logps")
-    # rho = f'(pi / pi_ref): the log-ratio itself under reverse KL (DPO)
-    @_cached
-    def rho_c(self) -> Tensor: return _f_divergence_score(self.log_ratio_c, self.f_divergence_type, self.f_alpha_divergence_coef)
-    @_cached
-    def rho_r(self) -> Tensor: return _f_divergence_score(self.log_ratio_r, self.f_divergence_type, self.f_alpha_divergence_coef)
-    # Delta = rho_c - rho_r
-    @_cached
-    def delta(self) -> Tensor: return self.rho_c - self.rho_r
-    # Delta_bar = rho_c / |y_c| - rho_r / |y_r|
-    @_cached
-    def delta_bar(self) -> Tensor: return self.rho_c / self.get("chosen_lengths") - self.rho_r / self.get("rejected_lengths")
-    # a = s_theta(y) / |y|: the policy's average per-token log-prob (reference-free losses)
-    @_cached
-    def avg_c(self) -> Tensor: return self.get("policy_chosen_logps") / self.get("chosen_lengths")
-    @_cached
-    def avg_r(self) -> Tensor: return self.get("policy_rejected_logps") / self.get("rejected_lengths")
-
-    def rewards(self, beta: float) -> tuple[Tensor, Tensor]:
-        "beta * rho_c, beta * rho_r, detached; NaN on a side whose log-probs were not given."
-        nan = lambda: torch.full_like(upcast(next(v for v in self._raw.values() if v is not None)), float("nan"))
-        with torch.no_grad():  # detached rewards
-            c = beta * self.rho_c if self.given("policy_chosen_logps", "ref_chosen_logps") else nan()
-            r = beta * self.rho_r if self.given("policy_rejected_logps", "ref_rejected_logps") else nan()
-        return c, r
-
-    def output(self, losses: Tensor, beta: float) -> LossOutput:
-        "`losses` with the rewards beta * rho_c, beta * rho_r: what a loss over the log-ratios returns."
-        return LossOutput(losses, *self.rewards(beta))
 
 # %% ../nbs/01_losses.ipynb #a9e02371
 class Interval(NamedTuple):
@@ -213,6 +76,150 @@ class Interval(NamedTuple):
            and (value < self.high or (value == self.high and self.closed in ("both", "right"))): return value  # two comparisons
         return check_scalar(name, value, self.low, self.high, closed=self.closed, batch=batch if self.per_example else None)
 
+# %% ../nbs/01_losses.ipynb #62b28928
+F_DIVERGENCES = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")  # TRL's f_divergence_type values
+EXP_CAP = 30.0  # capped_expm1 is exact up to here and linear beyond
+_real_or_inf = functools.partial(check_real, allow_inf=True)  # a door check: a real tensor, +-inf allowed
+
+def _capped_expm1(x: Tensor, cap: float = EXP_CAP) -> Tensor:
+    e = math.expm1(cap)  # a constant: the tangent's slope never meets the clamp's zero gradient (0 * inf = NaN at x = +inf)
+    # x <= c: e^x - 1;  x > c: e^c (1 + x - c) - 1 = (e + 1)(x - c) + e
+    return torch.where(x > cap, (e + 1) * (x - cap) + e, torch.expm1(x.clamp(max=cap)))
+
+@door(x=_real_or_inf, cap=Interval.parse("(-inf, inf)").check)
+def capped_expm1(x: Tensor,  # exponent: real values, +-inf allowed
+                 cap: float = EXP_CAP,  # exact for x <= cap, a finite number
+                ) -> Tensor:  # e^x - 1 for x <= cap; the tangent line at cap beyond
+    "e^x - 1, exact up to `cap` and continued along its tangent beyond (finite, with a gradient that never vanishes)."
+    return _capped_expm1(x, cap)
+
+# %% ../nbs/01_losses.ipynb #fd1v0001
+def _f_divergence_score(log_ratio: Tensor, f_divergence_type: str, a: float) -> Tensor:
+    if f_divergence_type == "reverse_kl": return log_ratio  # u = rho
+    if f_divergence_type == "forward_kl":
+        # u = 1 - e^{-rho}
+        return -_capped_expm1(-log_ratio)
+    if f_divergence_type == "js_divergence":
+        # u = log 2 + log sigma(rho)
+        return math.log(2) + F.logsigmoid(log_ratio)
+    if a == 1: return log_ratio  # the limit a -> 1
+    # u = (e^{(a - 1) rho} - 1) / (a - 1)
+    return _capped_expm1((a - 1) * log_ratio) / (a - 1)
+
+@door(log_ratio=_real_or_inf, f_divergence_type=one_of(F_DIVERGENCES), f_alpha_divergence_coef=Interval.parse("(-inf, inf)").check)
+def f_divergence_score(log_ratio: Tensor,  # [B] rho = log pi_theta(y) - log pi_ref(y): real, +-inf allowed
+                       f_divergence_type: str = "reverse_kl",  # one of F_DIVERGENCES (TRL's name)
+                       f_alpha_divergence_coef: float = 0.5,  # a in (-inf, inf), for "alpha_divergence" (TRL's default 0.5); 1 is reverse KL
+                      ) -> Tensor:  # [B] u = f'(e^rho), with u = 0 at rho = 0
+    "The score u = f'(pi/pi_ref) that replaces the log-ratio under an f-divergence (Wang et al. 2309.16240)."
+    return _f_divergence_score(log_ratio, f_divergence_type, f_alpha_divergence_coef)
+
+# %% ../nbs/01_losses.ipynb #ef8e9727
+class _cached:
+    "A cached property without the per-access lock `functools.cached_property` takes on Python < 3.12."
+    def __init__(self, fn): self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+    def __get__(self, obj, cls=None):
+        if obj is None: return self
+        value = obj.__dict__[self.name] = self.fn(obj)  # a non-data descriptor: next time the instance attribute wins
+        return value
+
+# %% ../nbs/01_losses.ipynb #b4tch001
+class _Missing(ValueError):
+    "An input the loss reads was not given; `pairwise` re-raises it with the loss's name (a `Pair` never stores who reads it)."
+    def __init__(self, k: str):
+        self.need = f"{k}{' (completion token counts)' if k.endswith('_lengths') else ''}, got {k}=None"
+        super().__init__(f"this loss needs {self.need}")
+
+def _batch_shape(**inputs: Tensor | None) -> torch.Size:
+    "The one shape every given input has, [B]: a `ValueError` naming an input of another shape, or when none is given or B = 0."
+    shape = check_same_shape(values=False, **inputs)
+    if shape is None: raise ValueError("a Pair needs at least one log-prob tensor, got None for every argument")
+    if 0 in shape:
+        k = next(k for k, v in inputs.items() if v is not None)
+        raise ValueError(f"{k} is empty (shape {tuple(shape)}): a batch needs at least one pair")
+    return shape
+
+# %% ../nbs/01_losses.ipynb #p41r1npt
+class _PairInputs:
+    "The inputs of a batch of pairs, each checked and upcast where a loss first reads it (the half of `Pair` that holds data)."
+    ARGS = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps", "chosen_lengths", "rejected_lengths")
+
+    def __init__(self,
+                 policy_chosen_logps: Tensor | None,  # [B] s_theta(y_c), summed over completion tokens
+                 policy_rejected_logps: Tensor | None,  # [B] s_theta(y_r)
+                 ref_chosen_logps: Tensor | None = None,  # [B] s_ref(y_c); None for reference-free losses
+                 ref_rejected_logps: Tensor | None = None,  # [B] s_ref(y_r)
+                 *, chosen_lengths: Tensor | None = None,  # [B] |y_c|, for length-normalised losses and the "sft" term
+                 rejected_lengths: Tensor | None = None,  # [B] |y_r|
+                 f_divergence_type: str = "reverse_kl",  # the f-divergence the log-ratios go through: one of F_DIVERGENCES
+                 f_alpha_divergence_coef: float = 0.5,  # a in (-inf, inf), for "alpha_divergence" (TRL's default); 1 is reverse KL
+                ):
+        self._raw = dict(zip(self.ARGS, (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                                         chosen_lengths, rejected_lengths)))
+        self.shape = _batch_shape(**self._raw)  # the batch shape, [B]
+        self.f_divergence_type = check_choice("f_divergence_type", f_divergence_type, F_DIVERGENCES)
+        self.f_alpha_divergence_coef = check_scalar("f_alpha_divergence_coef", f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
+        self._t, self._later = {}, []  # the upcast inputs, filled on first use; on an accelerator their scans (`core.settle_checks`)
+
+    def get(self, k: str) -> Tensor:
+        "Input `k`, checked and upcast on first use; `_Missing`, a `ValueError`, if it was not given."
+        if k in self._t: return self._t[k]
+        if self._raw[k] is None: raise _Missing(k)
+        # log-probs: floating point, <= 0, no NaN (one max); lengths: positive whole counts (a min and, for floats, one sum)
+        check_lengths(k, self._raw[k], later=self._later) if k.endswith("_lengths") else check_logps(k, self._raw[k], later=self._later)
+        self._t[k] = upcast(self._raw[k])
+        return self._t[k]
+
+    def given(self, *ks: str) -> bool: return all(self._raw[k] is not None for k in ks)
+
+    def blame(self, who: str, losses: Tensor) -> None:
+        "Called when `losses` are not all finite: a `ValueError` naming the bad input, else the input at -inf (the -inf rule), else the overflow."
+        for k, v in self._raw.items():
+            if v is not None: check_lengths(k, v) if k.endswith("_lengths") else check_logps(k, v)  # raises, naming k, if v is bad
+        blame_nonfinite(who, losses, **{k: self._raw[k] for k in self._t})  # only the inputs the loss read
+
+# %% ../nbs/01_losses.ipynb #p41r0001
+class Pair(_PairInputs):
+    "A batch of preference pairs: what every pairwise loss reads, and the quantities of its formula, each computed once."
+    # log pi_theta(y) / pi_ref(y) = s_theta(y) - s_ref(y), per side
+    @_cached
+    def log_ratio_c(self) -> Tensor: return self.get("policy_chosen_logps") - self.get("ref_chosen_logps")
+    @_cached
+    def log_ratio_r(self) -> Tensor: return self.get("policy_rejected_logps") - self.get("ref_rejected_logps")
+    # rho = f'(pi / pi_ref): the log-ratio itself under reverse KL (DPO)
+    @_cached
+    def rho_c(self) -> Tensor: return _f_divergence_score(self.log_ratio_c, self.f_divergence_type, self.f_alpha_divergence_coef)
+    @_cached
+    def rho_r(self) -> Tensor: return _f_divergence_score(self.log_ratio_r, self.f_divergence_type, self.f_alpha_divergence_coef)
+    # Delta = rho_c - rho_r
+    @_cached
+    def delta(self) -> Tensor: return self.rho_c - self.rho_r
+    # Delta_bar = rho_c / |y_c| - rho_r / |y_r|
+    @_cached
+    def delta_bar(self) -> Tensor: return self.rho_c / self.get("chosen_lengths") - self.rho_r / self.get("rejected_lengths")
+    # a = s_theta(y) / |y|: the policy's average per-token log-prob (reference-free losses)
+    @_cached
+    def avg_c(self) -> Tensor: return self.get("policy_chosen_logps") / self.get("chosen_lengths")
+    @_cached
+    def avg_r(self) -> Tensor: return self.get("policy_rejected_logps") / self.get("rejected_lengths")
+
+    def per_example(self, name: str, value: float | Tensor) -> float | Tensor:
+        "A per-example hyperparameter `name` (a number, or exactly [B]: checked at the door) in the inputs' dtype and device."
+        return value.to(self.get(next(k for k, v in self._raw.items() if v is not None))) if isinstance(value, Tensor) else value
+
+    def rewards(self, beta: float) -> tuple[Tensor, Tensor]:
+        "beta * rho_c, beta * rho_r, detached; NaN on a side whose log-probs were not given."
+        nan = lambda: torch.full_like(upcast(next(v for v in self._raw.values() if v is not None)), float("nan"))
+        with torch.no_grad():  # detached rewards
+            c = beta * self.rho_c if self.given("policy_chosen_logps", "ref_chosen_logps") else nan()
+            r = beta * self.rho_r if self.given("policy_rejected_logps", "ref_rejected_logps") else nan()
+        return c, r
+
+    def output(self, losses: Tensor, beta: float) -> LossOutput:
+        "`losses` with the rewards beta * rho_c, beta * rho_r: what a loss over the log-ratios returns."
+        return LossOutput(losses, *self.rewards(beta))
+
+# %% ../nbs/01_losses.ipynb #d00r1055
 def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) -> Callable[[dict, tuple | None], None]:
     "The hyperparameter check of `fn`: each of `own` must have a declared interval; a call's values are checked against them."
     missing, extra = [k for k in own if k not in ranges], [k for k in ranges if k not in own]
@@ -235,7 +242,7 @@ def _door(fn: Callable, ranges: dict[str, str], own: tuple[str, ...], who: str) 
 def declare_ranges(*, batch_arg: str | None = None,  # the argument whose shape is the batch shape, for hyperparameters declared "per example"
                    **ranges: str,  # each keyword-only hyperparameter's interval, e.g. desirable_weight="(0, inf)"
                   ) -> Callable[[Callable], Callable]:
-    "Decorator for a loss outside the `Pair` family (unpaired, listwise): hyperparameters checked against `ranges` at every call, unknown keywords refused, non-finite losses blamed."
+    "Decorator for a loss outside the `Pair` family (unpaired): beta and the hyperparameters checked against `ranges` at every call, unknown keywords refused, non-finite losses blamed."
     def deco(fn: Callable) -> Callable:
         params = inspect.signature(fn).parameters
         own = tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "beta")
@@ -248,6 +255,7 @@ def declare_ranges(*, batch_arg: str | None = None,  # the argument whose shape 
             unknown = kwargs.keys() - params.keys()
             if unknown: raise ValueError(f"{fn.__name__} takes no keyword(s) {', '.join(sorted(unknown))}; it takes: {', '.join(params)}")
             x = args[at] if at is not None and at < len(args) else kwargs.get(batch_arg)
+            if "beta" in params: check_positive("beta", kwargs.get("beta"))
             door({k: v for k, v in kwargs.items() if k in door.ranges}, tuple(x.shape) if isinstance(x, Tensor) else None)
             out = fn(*args, **kwargs)
             losses = getattr(out, "losses", None)  # the -inf rule on the way out, as `pairwise` (one reduction)
@@ -278,11 +286,11 @@ def pairwise(*names: str,  # the names it is registered under: its own first, th
             if not f_divergence and pair.f_divergence_type != "reverse_kl":
                 raise ValueError(f"loss {names[0]!r} does not read the log-ratios, so it takes no f-divergence: "
                                  f"f_divergence_type must be 'reverse_kl', got f_divergence_type={pair.f_divergence_type!r}")
-            pair.reader = names[0]
-            out = body(pair, beta=beta, **hyperparameters)
+            try: out = body(pair, beta=beta, **hyperparameters)
+            except _Missing as e: raise ValueError(f"loss {names[0]!r} needs {e.need}") from None  # the name, told here: the Pair keeps none
             # one more reduction: a non-finite loss (a bad input, an input at -inf where the limit is not finite, an overflow) is
             # blamed by name (`Pair.blame`). On an accelerator the inputs' scans are read in the same sync (`settle_checks`).
-            if value_checks_enabled() and not math.isfinite(settle_checks(pair._later, out.losses.sum())[0]): pair.blame(out.losses)
+            if value_checks_enabled() and not math.isfinite(settle_checks(pair._later, out.losses.sum())[0]): pair.blame(f"loss {names[0]!r}", out.losses)
             return out
         loss.names, loss.f_divergence, loss.hyperparameter_names, loss.ranges = names, f_divergence, own, door.ranges
         for n in names: register(LOSSES if registry is None else registry, n, loss, what="loss")
@@ -296,15 +304,15 @@ def _weighted(w: float | Tensor, x: Tensor) -> Tensor | float:
     return torch.where(w == 0, 0.0, w * x)
 
 def _soft_bce(h: Tensor, p: float | Tensor) -> Tensor:
+    "`soft_bce` on checked inputs: what the losses call."
     # -[p log sigma(h) + (1 - p) log sigma(-h)]
     return -(_weighted(p, F.logsigmoid(h)) + _weighted(1 - p, F.logsigmoid(-h)))
 
+@door(lambda a: check_scalar("p", a.p, 0.0, 1.0, batch=tuple(a.h.shape)), h=_real_or_inf)
 def soft_bce(h: Tensor,  # [B] preference logit, e.g. beta * Delta: real, +-inf allowed
              p: float | Tensor,  # probability in [0, 1] that the chosen side is truly preferred: a number, or exactly h's shape
             ) -> Tensor:  # [B]
     "-[p log sigma(h) + (1 - p) log sigma(-h)], with logsigmoid on both sides (a term of weight 0 is 0, also at h = +-inf)."
-    check_real("h", h, allow_inf=True)
-    check_scalar("p", p, 0.0, 1.0, batch=tuple(h.shape))
     return _soft_bce(h, p)
 
 # %% ../nbs/01_losses.ipynb #96dec02c
@@ -326,6 +334,7 @@ def cdpo_loss(pair: Pair,  # the batch of pairs
     # L = -(1 - eps) log sigma(beta Delta) - eps log sigma(-beta Delta)
     return pair.output(_soft_bce(beta * pair.delta, 1 - label_smoothing), beta)
 
+# %% ../nbs/01_losses.ipynb #3db8e4x1
 @pairwise("robust", "rdpo", label_smoothing="[0, 0.5)")
 def robust_loss(pair: Pair,  # the batch of pairs
                 *, beta: float,  # beta > 0, the inverse temperature
@@ -336,6 +345,7 @@ def robust_loss(pair: Pair,  # the batch of pairs
     # L = [(1 - eps)(-log sigma(h)) - eps(-log sigma(-h))] / (1 - 2 eps)   (eps = 0: DPO, also at h = +inf)
     return pair.output((-(1 - eps) * F.logsigmoid(h) + _weighted(eps, F.logsigmoid(-h))) / (1 - 2 * eps), beta)
 
+# %% ../nbs/01_losses.ipynb #3db8e4x2
 @pairwise("soft_dpo", p="[0, 1] per example")
 def soft_dpo_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
@@ -346,6 +356,7 @@ def soft_dpo_loss(pair: Pair,  # the batch of pairs
     # L = -[p log sigma(beta Delta) + (1 - p) log sigma(-beta Delta)]
     return pair.output(_soft_bce(beta * pair.delta, p), beta)
 
+# %% ../nbs/01_losses.ipynb #3db8e4x3
 @pairwise("sigmoid_norm")
 def sigmoid_norm_loss(pair: Pair,  # the batch of pairs
                       *, beta: float,  # beta > 0, the inverse temperature
@@ -376,6 +387,7 @@ def hinge_loss(pair: Pair,  # the batch of pairs
     # L = max(0, 1 - beta Delta)
     return pair.output(F.relu(1 - beta * pair.delta), beta)
 
+# %% ../nbs/01_losses.ipynb #3a32d9x1
 @pairwise("ipo")
 def ipo_loss(pair: Pair,  # the batch of pairs
              *, beta: float,  # beta > 0, the inverse temperature
@@ -384,6 +396,7 @@ def ipo_loss(pair: Pair,  # the batch of pairs
     # L = (Delta_bar - 1 / (2 beta))^2
     return pair.output((pair.delta_bar - 1 / (2 * beta)) ** 2, beta)
 
+# %% ../nbs/01_losses.ipynb #3a32d9x2
 @pairwise("sppo_hard")
 def sppo_hard_loss(pair: Pair,  # the batch of pairs
                    *, beta: float,  # beta > 0, the inverse temperature
@@ -405,6 +418,7 @@ def exo_pair_loss(pair: Pair,  # the batch of pairs
     # L = sigma(h)[log sigma(h) - log(1 - eps)] + sigma(-h)[log sigma(-h) - log eps]
     return pair.output(torch.sigmoid(h) * (F.logsigmoid(h) - math.log1p(-eps)) + torch.sigmoid(-h) * (F.logsigmoid(-h) - math.log(eps)), beta)
 
+# %% ../nbs/01_losses.ipynb #90ca95x1
 @pairwise("nca_pair")
 def nca_pair_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
@@ -414,6 +428,7 @@ def nca_pair_loss(pair: Pair,  # the batch of pairs
     # L = -log sigma(beta rho_c) - 1/2 log sigma(-beta rho_c) - 1/2 log sigma(-beta rho_r)
     return pair.output(-F.logsigmoid(c) - 0.5 * F.logsigmoid(-c) - 0.5 * F.logsigmoid(-r), beta)
 
+# %% ../nbs/01_losses.ipynb #90ca95x2
 @pairwise("bco_pair", reward_shift="(-inf, inf)")
 def bco_pair_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
@@ -432,6 +447,7 @@ def apo_zero_loss(pair: Pair,  # the batch of pairs
     # L = (1 - sigma(beta rho_c)) + sigma(beta rho_r)
     return pair.output((1 - torch.sigmoid(beta * pair.rho_c)) + torch.sigmoid(beta * pair.rho_r), beta)
 
+# %% ../nbs/01_losses.ipynb #3fb2d4x1
 @pairwise("apo_down")
 def apo_down_loss(pair: Pair,  # the batch of pairs
                   *, beta: float,  # beta > 0, the inverse temperature
@@ -440,6 +456,7 @@ def apo_down_loss(pair: Pair,  # the batch of pairs
     # L = sigma(beta rho_c) + (1 - sigma(beta Delta))
     return pair.output(torch.sigmoid(beta * pair.rho_c) + (1 - torch.sigmoid(beta * pair.delta)), beta)
 
+# %% ../nbs/01_losses.ipynb #3fb2d4x2
 @pairwise("aot", f_divergence=False, label_smoothing="[0, 0.5]")
 def aot_loss(pair: Pair,  # the batch of pairs
              *, beta: float,  # beta > 0, the inverse temperature
@@ -453,6 +470,7 @@ def aot_loss(pair: Pair,  # the batch of pairs
     # L = -(1 - eps) log sigma(beta q) - eps log sigma(-beta q)
     return pair.output(_soft_bce(beta * q, 1 - label_smoothing), beta)
 
+# %% ../nbs/01_losses.ipynb #3fb2d4x3
 @pairwise("aot_unpaired", label_smoothing="[0, 0.5]")
 def aot_unpaired_loss(pair: Pair,  # the batch of pairs
                       *, beta: float,  # beta > 0, the inverse temperature
@@ -471,6 +489,7 @@ class _Sigmoid(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor) -> Tensor: (x,) = ctx.saved_tensors; return g * torch.sigmoid(x) * torch.sigmoid(-x)
 
+# %% ../nbs/01_losses.ipynb #b34e89x1
 def _discopop(z: Tensor, tau: float | Tensor) -> Tensor:
     "DiscoPOP's per-pair loss at z = beta * Delta, in the stable form derived above."
     tiny = torch.finfo(z.dtype).tiny  # z / tau needs tau representable: below the smallest normal it rounds to 0
@@ -498,11 +517,13 @@ def _log1mexp(a: Tensor) -> Tensor:
     # the discarded branch a gradient of 0, and 0 times an infinite derivative (log1p(-e^a) at a -> 0 is log 0) would be NaN
     return torch.where(a > c, torch.log(-torch.expm1(a.clamp(min=c))), torch.log1p(-torch.exp(a.clamp(max=c))))
 
+@door(a=check_logps)
 def log1mexp(a: Tensor,  # log-probabilities a = log p <= 0 (-inf allowed)
             ) -> Tensor:  # log(1 - e^a) = log(1 - p), in at least float32: -inf at a = 0, 0 at a = -inf
     "log(1 - exp(a)) for a < 0, accurate everywhere (Maechler's two branches, split at a = -log 2), with a finite gradient for every a < 0."
-    return _log1mexp(upcast(check_logps("a", a)))
+    return _log1mexp(upcast(a))
 
+# %% ../nbs/01_losses.ipynb #47373ex1
 def _simpo_gamma(beta: float, gamma: float | None, gamma_beta_ratio: float | None) -> float:
     "SimPO's margin gamma from gamma or gamma / beta (default ratio 0.5)."
     if gamma is not None and gamma_beta_ratio is not None:
@@ -521,6 +542,7 @@ def simpo_loss(pair: Pair,  # the batch of pairs
     # L = -log sigma(beta (a_c - a_r) - gamma)
     return LossOutput(-F.logsigmoid(beta * (a_c - a_r) - gamma), (beta * a_c).detach(), (beta * a_r).detach())
 
+# %% ../nbs/01_losses.ipynb #47373ex2
 @pairwise("orpo", f_divergence=False, lambda_="[0, inf)")
 def orpo_loss(pair: Pair,  # the batch of pairs
               *, beta: float,  # beta > 0, the inverse temperature
@@ -578,6 +600,7 @@ def sft_loss(pair: Pair,  # the batch of pairs (its chosen log-probs and lengths
     # l_i = -s_theta(y_c,i) / mean_j |y_c,j|: mean_i l_i = -sum_i s_theta(y_c,i) / sum_i |y_c,i|
     return pair.output(-s / n.mean(), beta)
 
+# %% ../nbs/01_losses.ipynb #39ab3ex1
 def _with_nll(losses: Tensor, pair: Pair, cpo_alpha: float) -> Tensor:
     "losses + cpo_alpha * the SFT term (the lengths are only needed when cpo_alpha > 0)."
     # L + alpha_cpo * l_sft
@@ -595,6 +618,7 @@ def cpo_loss(pair: Pair,  # the batch of pairs
     losses = _with_nll(_soft_bce(beta * (s_c - s_r), 1 - label_smoothing), pair, cpo_alpha)
     return LossOutput(losses, (beta * s_c).detach(), (beta * s_r).detach())
 
+# %% ../nbs/01_losses.ipynb #39ab3ex2
 @pairwise("cpo_hinge", f_divergence=False, cpo_alpha="[0, inf)")
 def cpo_hinge_loss(pair: Pair,  # the batch of pairs
                    *, beta: float,  # beta > 0, the inverse temperature
@@ -605,6 +629,7 @@ def cpo_hinge_loss(pair: Pair,  # the batch of pairs
     # L = max(0, 1 - beta (s_c - s_r)) + alpha_cpo l_sft
     return LossOutput(_with_nll(F.relu(1 - beta * (s_c - s_r)), pair, cpo_alpha), (beta * s_c).detach(), (beta * s_r).detach())
 
+# %% ../nbs/01_losses.ipynb #39ab3ex3
 @pairwise("cpo_ipo", f_divergence=False, cpo_alpha="[0, inf)")
 def cpo_ipo_loss(pair: Pair,  # the batch of pairs
                  *, beta: float,  # beta > 0, the inverse temperature
@@ -615,6 +640,7 @@ def cpo_ipo_loss(pair: Pair,  # the batch of pairs
     losses = _with_nll((pair.avg_c - pair.avg_r - 1 / (2 * beta)) ** 2, pair, cpo_alpha)
     return LossOutput(losses, (beta * pair.avg_c).detach(), (beta * pair.avg_r).detach())
 
+# %% ../nbs/01_losses.ipynb #39ab3ex4
 @pairwise("alphapo", f_divergence=False, alpha="(-inf, inf)", gamma="(-inf, inf)", gamma_beta_ratio="(-inf, inf)")
 def alphapo_loss(pair: Pair,  # the batch of pairs
                  *, beta: float,  # beta > 0, the inverse temperature
@@ -635,6 +661,30 @@ class Mixture(NamedTuple):
     output: LossOutput  # losses: sum_j w_j l_j(i) (times the example weights); rewards: the first term's
     components: dict[str, Tensor]  # each term's per-example losses l_j(i), before any weight, detached
 
+# %% ../nbs/01_losses.ipynb #m1xtur02
+def _mixture_call(a) -> None:
+    "loss_mixture's door: known, distinct loss names; one weight in [0, inf) each; every hyperparameter taken by a term; [B] example weights >= 0."
+    names = [a.loss_type] if isinstance(a.loss_type, str) else list(a.loss_type) if isinstance(a.loss_type, (list, tuple)) else None
+    known = sorted({*LOSSES, *TERMS})
+    if names is None or not all(isinstance(n, str) and n in known for n in names):
+        raise ValueError(f"loss_type must be a name in LOSSES or 'sft', or a list of them (known: {', '.join(known)}); got loss_type={a.loss_type!r}")
+    if not names: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
+    if len(set(names)) < len(names): raise ValueError(f"loss_type must not repeat a name, got loss_type={names}")
+    weights = [1.0] * len(names) if a.loss_weights is None else list(a.loss_weights)
+    if len(weights) != len(names):
+        raise ValueError(f"loss_weights must have one weight per loss: loss_type={names} has {len(names)}, got loss_weights={weights}")
+    for w in weights: check_scalar("loss_weights", w, 0.0, math.inf, closed="left")
+    takes = {k for n in names for k in {**LOSSES, **TERMS}[n].hyperparameter_names}
+    if set(a.hyperparameters) - takes:
+        raise ValueError(f"hyperparameter(s) {', '.join(sorted(set(a.hyperparameters) - takes))} belong to none of loss_type={names}; "
+                         f"they take: {', '.join(sorted(takes)) or 'nothing'}")
+    if a.example_weights is not None:
+        check_real("example_weights", a.example_weights)
+        check_same_shape(example_weights=a.example_weights, **{"the pair's log-probs": torch.zeros(a.pair.shape)})
+        check_in_interval("example_weights", a.example_weights, 0.0, math.inf, closed="left")
+
+# %% ../nbs/01_losses.ipynb #m1xtur04
+@door(_mixture_call, pair=is_a(Pair), loss_weights=is_a(list, tuple, type(None)))
 def loss_mixture(pair: Pair,  # the batch every term reads
                  loss_type: str | Sequence[str],  # names in LOSSES, or "sft" (TRL's loss_type)
                  *, beta: float,  # beta > 0, shared by every term
@@ -643,44 +693,29 @@ def loss_mixture(pair: Pair,  # the batch every term reads
                  **hyperparameters,  # given to every term that takes them (TRL's flat config)
                 ) -> Mixture:
     "A weighted sum of registered losses on one batch: TRL's `loss_type=[...]` with `loss_weights=[...]` (and WPO's weights)."
-    names = [loss_type] if isinstance(loss_type, str) else list(loss_type) if isinstance(loss_type, (list, tuple)) else None
-    known = sorted({*LOSSES, *TERMS})
-    if names is None or not all(isinstance(n, str) and n in known for n in names):
-        raise ValueError(f"loss_type must be a name in LOSSES or 'sft', or a list of them (known: {', '.join(known)}); got loss_type={loss_type!r}")
-    if not names: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
-    if len(set(names)) < len(names): raise ValueError(f"loss_type must not repeat a name, got loss_type={names}")
-    fns = [TERMS[n] if n in TERMS else get_loss(n) for n in names]
-    check_type("loss_weights", loss_weights, (list, tuple, type(None)))
-    weights = [1.0] * len(names) if loss_weights is None else list(loss_weights)
-    if len(weights) != len(names):
-        raise ValueError(f"loss_weights must have one weight per loss: loss_type={names} has {len(names)}, got loss_weights={weights}")
-    for w in weights: check_scalar("loss_weights", w, 0.0, math.inf, closed="left")
-    unused = set(hyperparameters) - {k for f in fns for k in f.hyperparameter_names}
-    if unused: raise ValueError(f"hyperparameter(s) {', '.join(sorted(unused))} belong to none of loss_type={names}; they take: "
-                                f"{', '.join(sorted({k for f in fns for k in f.hyperparameter_names})) or 'nothing'}")
+    names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    fns = [TERMS[n] if n in TERMS else LOSSES[n] for n in names]
     outs = [f(pair, beta=beta, **{k: v for k, v in hyperparameters.items() if k in f.hyperparameter_names}) for f in fns]
     # L(i) = sum_j w_j l_j(i)
-    total = sum(w * o.losses for w, o in zip(weights, outs))
+    total = sum(w * o.losses for w, o in zip([1.0] * len(names) if loss_weights is None else loss_weights, outs))
     if example_weights is not None:
-        check_real("example_weights", example_weights)
-        check_same_shape(example_weights=example_weights, **{"the pair's log-probs": torch.zeros(pair.shape)})
-        check_in_interval("example_weights", example_weights, 0.0, math.inf, closed="left")
         # WPO: L(i) <- w(y_c,i) w(y_r,i) L(i)
         total = total * example_weights.detach().to(total)
     return Mixture(LossOutput(total, outs[0].chosen_rewards, outs[0].rejected_rewards),
                    {n: o.losses.detach() for n, o in zip(names, outs)})
 
 # %% ../nbs/01_losses.ipynb #50aeaac2
-def _unpaired(policy_logps: Tensor, ref_logps: Tensor, desirable: Tensor, beta: float) -> tuple[Tensor, Tensor]:
-    "Validate unpaired inputs; return (rho, desirable as bool)."
-    check_positive("beta", beta)
-    rho = log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps)
-    return rho, check_mask("desirable", desirable, tuple(policy_logps.shape), like="policy_logps")
+def _unpaired(policy_logps: Tensor, ref_logps: Tensor, desirable: Tensor) -> tuple[Tensor, Tensor]:
+    "What an unpaired loss reads: rho = s_theta - s_ref (`core.log_ratio` checks both) and `desirable` as a bool mask of their shape."
+    return (log_ratio("policy_logps", policy_logps, "ref_logps", ref_logps),
+            check_mask("desirable", desirable, tuple(policy_logps.shape), like="policy_logps"))
 
 def _split_rewards(r: Tensor, desirable: Tensor) -> tuple[Tensor, Tensor]:
+    "The rewards r on desirable examples and on the others, detached, NaN elsewhere: an unpaired loss's `LossOutput` rewards."
     nan = torch.full_like(r, float("nan"))
     return torch.where(desirable, r, nan).detach(), torch.where(desirable, nan, r).detach()
 
+# %% ../nbs/01_losses.ipynb #unp41r02
 def kto_kl_ref_point(policy_kl_logps: Tensor,  # [B] s_theta(y' | x) for mismatched pairs (x, y')
                      ref_kl_logps: Tensor,  # [B] s_ref(y' | x)
                     ) -> Tensor:  # scalar z_0 >= 0, detached
@@ -688,6 +723,7 @@ def kto_kl_ref_point(policy_kl_logps: Tensor,  # [B] s_theta(y' | x) for mismatc
     # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x)))
     return log_ratio("policy_kl_logps", policy_kl_logps, "ref_kl_logps", ref_kl_logps).mean().clamp(min=0).detach()
 
+# %% ../nbs/01_losses.ipynb #unp41r04
 @declare_ranges(batch_arg="policy_logps", kl_ref_point="[0, inf) per example", desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tokens
              ref_logps: Tensor,  # [B] s_ref(y)
@@ -698,13 +734,14 @@ def kto_loss(policy_logps: Tensor,  # [B] s_theta(y), summed over completion tok
              undesirable_weight: float = 1.0,  # lambda_U in (0, inf)
             ) -> LossOutput:
     "KTO: prospect-theoretic value of each completion against the reference point z_0."
-    rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
+    rho, d = _unpaired(policy_logps, ref_logps, desirable)
     z0 = torch.as_tensor(kl_ref_point, dtype=rho.dtype, device=rho.device).detach()  # a number, 0-d or [B]: checked at the door
     # desirable: lambda_D (1 - sigma(beta (rho - z0))); undesirable: lambda_U (1 - sigma(beta (z0 - rho)))
     losses = torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * (rho - z0))),
                          undesirable_weight * (1 - torch.sigmoid(beta * (z0 - rho))))
     return LossOutput(losses, *_split_rewards(beta * rho, d))
 
+# %% ../nbs/01_losses.ipynb #unp41r06
 class RunningMean:
     "Cumulative mean of every value seen (no decay): BCO's reward shift delta."
     def __init__(self): self.total, self.count = 0.0, 0
@@ -717,6 +754,7 @@ class RunningMean:
     def mean(self) -> float: return self.total / self.count if self.count else 0.0
     def __repr__(self): return f"RunningMean(mean={self.mean:.6g}, count={self.count})"
 
+# %% ../nbs/01_losses.ipynb #unp41r08
 @declare_ranges(reward_shift="(-inf, inf)")
 def bco_loss(policy_logps: Tensor,  # [B] s_theta(y)
              ref_logps: Tensor,  # [B] s_ref(y)
@@ -725,12 +763,13 @@ def bco_loss(policy_logps: Tensor,  # [B] s_theta(y)
              reward_shift: float,  # delta in (-inf, inf), e.g. `RunningMean.update(rewards)` before the call
             ) -> LossOutput:
     "BCO: a binary classifier on the implicit reward beta * rho, thresholded at the reward shift delta."
-    rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
+    rho, d = _unpaired(policy_logps, ref_logps, desirable)
     r = beta * rho
     # desirable: -log sigma(r - delta); undesirable: -log sigma(-(r - delta))
     losses = torch.where(d, -F.logsigmoid(r - reward_shift), -F.logsigmoid(-(r - reward_shift)))
     return LossOutput(losses, *_split_rewards(r, d))
 
+# %% ../nbs/01_losses.ipynb #unp41r10
 @declare_ranges(desirable_weight="(0, inf)", undesirable_weight="(0, inf)")
 def apo_zero_unpaired_loss(policy_logps: Tensor,  # [B] s_theta(y)
                            ref_logps: Tensor,  # [B] s_ref(y)
@@ -740,50 +779,57 @@ def apo_zero_unpaired_loss(policy_logps: Tensor,  # [B] s_theta(y)
                            undesirable_weight: float = 1.0,  # lambda_U in (0, inf)
                           ) -> LossOutput:
     "APO-zero on unpaired data (TRL's KTO `apo_zero_unpaired`): raise desirable log-ratios, lower undesirable ones."
-    rho, d = _unpaired(policy_logps, ref_logps, desirable, beta)
+    rho, d = _unpaired(policy_logps, ref_logps, desirable)
     # desirable: lambda_D (1 - sigma(beta rho)); undesirable: lambda_U sigma(beta rho)
     losses = torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * rho)), undesirable_weight * torch.sigmoid(beta * rho))
     return LossOutput(losses, *_split_rewards(beta * rho, d))
 
 # %% ../nbs/01_losses.ipynb #aa3d0996
-def lcpo_weights(logits: Tensor,  # [B] preference logits h = beta * Delta under the current policy
-                 noise_rate: float,  # eps in [0, 0.5): the assumed flip rate
-                ) -> Tensor:  # [B] posterior probability that each label is correct, detached
-    "LCPO E-step: P(label correct | h) = sigma(h + log((1 - eps) / eps))."
-    check_real("logits", logits)
-    return _lcpo_weights(logits, check_scalar("noise_rate", noise_rate, 0.0, 0.5, closed="left"))
-
 def _lcpo_weights(logits: Tensor, eps: float) -> Tensor:
+    "The E-step on checked inputs (what `lcpo_estimate_noise` iterates)."
     if eps == 0: return torch.ones_like(logits)
     # w = (1 - eps) sigma(h) / [(1 - eps) sigma(h) + eps sigma(-h)] = sigma(h + log((1 - eps) / eps))
     return torch.sigmoid(logits.detach() + math.log((1 - eps) / eps))
 
+@door(logits=check_real, noise_rate=Interval.parse("[0, 0.5)").check)
+def lcpo_weights(logits: Tensor,  # [B] preference logits h = beta * Delta under the current policy
+                 noise_rate: float,  # eps in [0, 0.5): the assumed flip rate
+                ) -> Tensor:  # [B] posterior probability that each label is correct, detached
+    "LCPO E-step: P(label correct | h) = sigma(h + log((1 - eps) / eps))."
+    return _lcpo_weights(logits, noise_rate)
+
+# %% ../nbs/01_losses.ipynb #lcp0em01
+def _some_logits(a) -> None:
+    "EM needs at least one pair."
+    if a.logits.numel() == 0: raise ValueError(f"logits is empty (shape {tuple(a.logits.shape)}): EM needs at least one pair")
+
+@door(_some_logits, logits=check_real, init=Interval.parse("(0, 0.5)").check, max_iter=is_int(1), tol=check_positive)
 def lcpo_estimate_noise(logits: Tensor,  # [B] preference logits h, held fixed
                         init: float = 0.1,  # starting eps in (0, 0.5)
                         max_iter: int = 500,  # EM iterations at most
                         tol: float = 1e-10,  # stop once eps moves less than this in one iteration
                        ) -> tuple[float, list[float]]:  # the estimate and its EM trajectory
     "EM for the flip rate: eps <- mean(1 - w(eps)) until it stops moving."
-    check_real("logits", logits)
-    if logits.numel() == 0: raise ValueError(f"logits is empty (shape {tuple(logits.shape)}): EM needs at least one pair")
-    eps = float(check_scalar("init", init, 0.0, 0.5, closed="neither"))
-    check_int("max_iter", max_iter, 1); check_positive("tol", tol)
-    path = [eps]
+    path = [float(init)]
     for _ in range(max_iter):
         # M-step for the noise: eps = mean_i (1 - w_i)
-        eps = float((1 - _lcpo_weights(logits, eps)).double().mean())
-        path.append(eps)
-        if abs(path[-1] - path[-2]) < tol or eps <= 0.0: break
-    return eps, path
+        path.append(float((1 - _lcpo_weights(logits, path[-1])).double().mean()))
+        if abs(path[-1] - path[-2]) < tol or path[-1] <= 0.0: break
+    return path[-1], path
 
+# %% ../nbs/01_losses.ipynb #curry001
+def _ratings(a) -> None:
+    "curriculum_pairs' door: scores of shape [B, K], and a 0/1 mask of that shape."
+    if a.scores.ndim != 2: raise ValueError(f"scores must have shape [B, K], got shape {tuple(a.scores.shape)}")
+    if a.mask is not None: check_mask("mask", a.mask, tuple(a.scores.shape), like="scores")
+
+@door(_ratings, scores=check_real)
 def curriculum_pairs(scores: Tensor,  # [B, K] ratings of K responses per prompt (higher is better)
                      mask: Tensor | None = None,  # [B, K] 1 where a response exists
                     ) -> pd.DataFrame:  # one row per (prompt, best, other): prompt, chosen, rejected, scores, gap, stage
     "Curry-DPO pairs: the best response against each other one, easiest (largest gap) first."
     import pandas as pd  # the math modules import without pandas; only this data helper needs it
-    check_real("scores", scores)
-    if scores.ndim != 2: raise ValueError(f"scores must have shape [B, K], got shape {tuple(scores.shape)}")
-    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else check_mask("mask", mask, tuple(scores.shape), like="scores")
+    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.bool()
     s = scores.double().masked_fill(~mask, -math.inf)
     best = s.argmax(1)  # [B]
     best_score = s.gather(1, best[:, None])  # [B, 1]
@@ -797,6 +843,15 @@ def curriculum_pairs(scores: Tensor,  # [B, K] ratings of K responses per prompt
     return df.sort_values(["stage", "gap", "prompt"], ascending=[True, False, True], ignore_index=True)
 
 # %% ../nbs/01_losses.ipynb #147346a5
+def _on_the_line(a) -> None:
+    "gradient_weight's door: some margins, whole lengths, and log-probs anchor +- m/2 that stay <= 0."
+    if a.margins.numel() == 0: raise ValueError(f"margins is empty (shape {tuple(a.margins.shape)}): give at least one margin")
+    if not float(a.lengths).is_integer(): raise ValueError(f"lengths must be a whole token count, got lengths={a.lengths!r}")
+    if bool(a.margins.abs().max() > -2 * a.anchor):
+        raise ValueError(f"margins must satisfy anchor + |m| / 2 <= 0 (the log-probs anchor +- m/2 are <= 0): with anchor={a.anchor!r}, "
+                         f"|m| <= {-2 * a.anchor:g}, got a margin of {float(a.margins.abs().max()):g}; lower the anchor")
+
+@door(_on_the_line, margins=check_real, anchor=Interval.parse("(-inf, 0]").check, lengths=Interval.parse("[1, inf)").check)
 def gradient_weight(name: str,  # a name in LOSSES
                     margins: Tensor,  # [N] log-ratio margins m = Delta
                     *, beta: float,  # beta > 0
@@ -806,18 +861,9 @@ def gradient_weight(name: str,  # a name in LOSSES
                    ) -> Tensor:  # [N] d loss / d m
     "dL/dm for loss `name`, with rho_c = m/2 and rho_r = -m/2 (autograd through the loss itself)."
     fn = get_loss(name)
-    check_real("margins", margins)
-    if margins.numel() == 0: raise ValueError(f"margins is empty (shape {tuple(margins.shape)}): give at least one margin")
-    check_scalar("anchor", anchor, -math.inf, 0.0, closed="right")
-    check_scalar("lengths", lengths, 1.0, math.inf, closed="left")
-    if not float(lengths).is_integer(): raise ValueError(f"lengths must be a whole token count, got lengths={lengths!r}")
-    # the log-probs anchor +- m/2 must stay <= 0
-    if bool(margins.abs().max() > -2 * anchor):
-        raise ValueError(f"margins must satisfy anchor + |m| / 2 <= 0 (the log-probs anchor +- m/2 are <= 0): with anchor={anchor!r}, "
-                         f"|m| <= {-2 * anchor:g}, got a margin of {float(margins.abs().max()):g}; lower the anchor")
     m = margins.detach().to(torch.promote_types(margins.dtype, torch.float32)).requires_grad_()
-    ref = torch.full_like(m, anchor)
-    n = torch.full_like(m, lengths)
+    ref, n = torch.full_like(m, anchor), torch.full_like(m, lengths)
+    # s_theta(y_c) = anchor + m/2, s_theta(y_r) = anchor - m/2, s_ref = anchor: rho_c = m/2, rho_r = -m/2, Delta = m
     out = fn(Pair(anchor + m / 2, anchor - m / 2, ref, ref, chosen_lengths=n, rejected_lengths=n), beta=beta, **hparams)
     (grad,) = torch.autograd.grad(out.losses.sum(), m)
     return grad
@@ -841,6 +887,7 @@ class Hyperparameter(NamedTuple):
     doc: str  # the docment
     per_example: bool = False  # declared "per example": also a tensor of exactly the batch shape [B]
 
+# %% ../nbs/01_losses.ipynb #hyp3r002
 def loss_hyperparameters(name: str,  # a name in LOSSES
                         ) -> list[Hyperparameter]:  # in signature order
     "The hyperparameters of loss `name` (its keyword-only arguments besides beta), with their declared ranges."

@@ -158,3 +158,38 @@ def test_neginf_logps_never_nan(name, data):
     assert torch.isfinite(out.losses).all(), out.losses
     (g,) = torch.autograd.grad(out.losses.sum(), pol)
     assert torch.isfinite(g).all(), g
+
+
+def test_a_listwise_loss_registered_after_import_is_a_loss_like_any_other():
+    "Issue 25: one `@listwise` registration after the library and the labs are imported: in LIST_LOSSES, its hyperparameter checked at the door, computed correctly."
+    from prefbench_lib import core, listwise as LW, metrics, toy  # noqa: F401  (the labs: imported before the loss exists)
+
+    @LW.listwise("scratch_top1", temperature=core.in_interval(0, math.inf, "neither"))
+    def scratch_top1(policy_logps: torch.Tensor,  # [B, K] s_theta(y_k)
+                     ref_logps: torch.Tensor,  # [B, K] s_ref(y_k)
+                     scores: torch.Tensor,  # [B, K] psi_k
+                     *, beta: float,  # beta > 0
+                     temperature: float = 1.0,  # T in (0, inf)
+                     mask: torch.Tensor | None = None,  # [B, K] (unused here)
+                    ) -> ListLossOutput:
+        "A scratch listwise loss: -log softmax(r / T) of the best-scored response."
+        r = beta * (policy_logps - ref_logps)
+        return ListLossOutput(-torch.log_softmax(r / temperature, 1).gather(1, scores.argmax(1, keepdim=True))[:, 0], r.detach())
+
+    try:
+        assert LW.LIST_LOSSES["scratch_top1"] is scratch_top1 and scratch_top1.steps is False
+        pol, ref = torch.tensor([[-1.0, -2.0, -3.0]], dtype=torch.float64), torch.tensor([[-1.5, -1.5, -1.5]], dtype=torch.float64)
+        sc = torch.tensor([[0.0, 2.0, 1.0]])
+        out = LW.LIST_LOSSES["scratch_top1"](pol, ref, sc, beta=2.0, temperature=0.5)
+        z = [2.0 * (p - q) / 0.5 for p, q in zip(pol[0].tolist(), ref[0].tolist())]  # r / T = (2, -2, -6), written out
+        want = -(z[1] - math.log(sum(math.exp(v) for v in z)))  # the best-scored response is 1
+        torch.testing.assert_close(out.losses, torch.tensor([want], dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"temperature must be in \(0, inf\), got temperature=0\.0"):
+            LW.LIST_LOSSES["scratch_top1"](pol, ref, sc, beta=2.0, temperature=0.0)
+        with pytest.raises(ValueError, match="beta must be a finite number > 0, got beta=0"):
+            LW.LIST_LOSSES["scratch_top1"](pol, ref, sc, beta=0)
+        with pytest.raises(ValueError, match="listwise loss 'scratch_top2' declares no check for temperature"):
+            LW.listwise("scratch_top2")(scratch_top1.__wrapped__)  # a hyperparameter without a declared check: refused when defined
+        assert "scratch_top2" not in LW.LIST_LOSSES
+    finally:
+        LW.LIST_LOSSES.pop("scratch_top1", None)

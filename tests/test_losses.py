@@ -193,3 +193,58 @@ def test_deferred_scans_as_on_an_accelerator(name, monkeypatch):
     if name in ("ipo", "simpo"):
         with pytest.raises(ValueError, match=r"chosen_lengths must be positive whole token counts, got chosen_lengths\[0\] = 2\.5"):
             call(pc, pr, rc, rr, lc=torch.tensor([2.5, 4.0]))
+
+
+def test_a_loss_registered_after_import_is_a_loss_like_any_other():
+    "Issue 25: one `@pairwise` registration, made after the library and the labs are imported, and the new loss is in LOSSES, has its range checked at the door, and computes."
+    import prefbench_lib.losses as L
+    from prefbench_lib import metrics, toy  # noqa: F401  (the labs: imported before the loss exists)
+
+    @L.pairwise("scratch_margin_sq", margin="[0, 10]")
+    def scratch_margin_sq(pair: Pair,  # the batch of pairs
+                          *, beta: float,  # beta > 0
+                          margin: float = 1.0,  # the target of beta * Delta, in [0, 10]
+                         ) -> LossOutput:
+        "A scratch loss: (beta Delta - margin)^2."
+        return pair.output((beta * pair.delta - margin) ** 2, beta)
+
+    try:
+        assert L.LOSSES["scratch_margin_sq"] is scratch_margin_sq and L.get_loss("scratch_margin_sq") is scratch_margin_sq
+        pc, pr, rc, rr = (torch.tensor(v, dtype=torch.float64) for v in ([-5.0, -9.0], [-7.0, -6.0], [-6.0, -6.5], [-6.0, -4.0]))
+        delta = (pc - rc) - (pr - rr)  # the margin, written out: (1, -2.5) - (-1, -2) = (2, -0.5)
+        out = L.LOSSES["scratch_margin_sq"](Pair(pc, pr, rc, rr), beta=0.5, margin=2.0)
+        torch.testing.assert_close(out.losses, torch.tensor([(0.5 * 2 - 2.0) ** 2, (0.5 * -0.5 - 2.0) ** 2], dtype=torch.float64))
+        torch.testing.assert_close(out.losses, (0.5 * delta - 2.0) ** 2)
+        torch.testing.assert_close(out.chosen_rewards, 0.5 * (pc - rc))
+        # its declared range, checked at the door before the body runs
+        with pytest.raises(ValueError, match=r"margin must be in \[0\.0, 10\.0\], got margin=11\.0"):
+            L.LOSSES["scratch_margin_sq"](Pair(pc, pr, rc, rr), beta=0.5, margin=11.0)
+        with pytest.raises(ValueError, match=r"margin must be a number or a 0-d tensor, got a tensor of shape \(2,\)"):
+            L.LOSSES["scratch_margin_sq"](Pair(pc, pr, rc, rr), beta=0.5, margin=torch.ones(2))
+        with pytest.raises(ValueError, match=r"loss 'scratch_margin_sq' takes no hyperparameter\(s\) tau"):
+            L.LOSSES["scratch_margin_sq"](Pair(pc, pr, rc, rr), beta=0.5, tau=1.0)
+        with pytest.raises(ValueError, match="beta must be a finite number > 0"):
+            L.LOSSES["scratch_margin_sq"](Pair(pc, pr, rc, rr), beta=-0.5)
+        with pytest.raises(ValueError, match="loss 'scratch_margin_sq' needs ref_chosen_logps, got ref_chosen_logps=None"):
+            L.LOSSES["scratch_margin_sq"](Pair(pc, pr), beta=0.5)
+        # what reads the registry sees it: its knobs, its push along the margin line, a mixture with it
+        [h] = L.loss_hyperparameters("scratch_margin_sq")
+        assert (h.name, h.default, h.low, h.high, h.closed) == ("margin", 1.0, 0.0, 10.0, "both")
+        m = torch.tensor([-2.0, 0.0, 4.0], dtype=torch.float64)
+        torch.testing.assert_close(L.gradient_weight("scratch_margin_sq", m, beta=0.5, margin=2.0), 2 * (0.5 * m - 2.0) * 0.5)  # d/dm (beta m - c)^2
+        mix = L.loss_mixture(Pair(pc, pr, rc, rr), ["sigmoid", "scratch_margin_sq"], beta=0.5, loss_weights=[1.0, 0.5], margin=2.0)
+        torch.testing.assert_close(mix.output.losses, torch.log1p(torch.exp(-0.5 * delta)) + 0.5 * (0.5 * delta - 2.0) ** 2)
+    finally:
+        L.LOSSES.pop("scratch_margin_sq", None)
+
+
+def test_a_pair_is_never_written_to_by_the_losses_that_read_it():
+    "Issue 25: `pairwise` names the loss in its errors without storing it in the caller's Pair; one Pair goes to several losses."
+    pc, pr = torch.tensor([-5.0, -9.0]), torch.tensor([-7.0, -6.0])
+    pair = Pair(pc, pr)  # no reference, no lengths
+    for name, missing in (("sigmoid", "ref_chosen_logps"), ("simpo", "chosen_lengths"), ("npo", "ref_rejected_logps")):
+        with pytest.raises(ValueError, match=rf"loss '{name}' needs {missing}"):
+            LOSSES[name](pair, beta=0.5)
+    assert not hasattr(pair, "reader")
+    assert set(vars(pair)) <= {"_raw", "shape", "f_divergence_type", "f_alpha_divergence_coef", "_t", "_later", "log_ratio_c", "log_ratio_r",
+                               "rho_c", "rho_r", "delta", "delta_bar", "avg_c", "avg_r"}  # inputs and the formula's cached quantities only
