@@ -17,7 +17,11 @@ timed on a few configurations and scaled to 100, since a full loop takes half a 
 A CPU bound to read the busy column by: N spinning processes on C cores leave a process at most
 C / (N + 1) cores per thread it runs, so with N = C = 2 a single-threaded solver gets 2/3 of a core
 where the quiet run had two.
-Run: .venv/bin/python benchmarks/nash.py [--quick] [--device cuda] [--busy N]
+Threads: the library takes no thread decision in its solvers (issue 25): they run on torch's intra-op threads, whatever
+the load. `--threads N` is this script's own, explicit choice (torch.set_num_threads(N) here and in the fresh process of
+item 3); on a shared machine, compare runs at the same N. `run_dynamics` runs its loop on one thread by default (its
+`threads` argument).
+Run: .venv/bin/python benchmarks/nash.py [--quick] [--device cuda] [--busy N] [--threads N]
 Last line: ne_k1000_s=<s> batch_s=<s> speedup_vs_loop=<x> reg_small_beta_s=<s> cold_ne_s=<s> busy_ratio=<x>
 (busy_ratio: the largest busy / quiet ratio of the three; with --quick the sizes are smaller, same keys).
 """
@@ -37,6 +41,7 @@ from prefbench_lib.nash import duality_gap, nash_equilibrium, preference_matrix,
 
 COLD = """
 import time, torch
+if {threads}: torch.set_num_threads({threads})
 from prefbench_lib.nash import nash_equilibrium, preference_matrix
 P = preference_matrix("random", {K}, seed=0)
 t0 = time.perf_counter(); nash_equilibrium(P); print(time.perf_counter() - t0)
@@ -48,9 +53,9 @@ def spin():
     while True: pass
 
 
-def cold_call(K: int, processes: int) -> float:
-    "Seconds of the first nash_equilibrium call in a fresh process (no allocator pin); the best of `processes` processes."
-    return min(float(subprocess.run([sys.executable, "-c", COLD.format(K=K)], capture_output=True, text=True,
+def cold_call(K: int, processes: int, threads: int | None = None) -> float:
+    "Seconds of the first nash_equilibrium call in a fresh process (no allocator pin, `threads` intra-op threads); the best of `processes` processes."
+    return min(float(subprocess.run([sys.executable, "-c", COLD.format(K=K, threads=threads or 0)], capture_output=True, text=True,
                                     check=True).stdout.split()[-1]) for _ in range(processes))
 
 
@@ -67,7 +72,9 @@ def main():
     ap.add_argument("--device", default=None)
     ap.add_argument("--reps", type=int, default=None, help="timed calls per side (default 5, quick 2)")
     ap.add_argument("--busy", type=int, default=2, help="spinning processes for the busy column (0: skip it)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads for the whole run (default: torch's own setting)")
     a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     dev = get_device(a.device)
     K_ne, B, T, K = (100, 10, 500, 10) if a.quick else (1000, 100, 10_000, 10)
     reps = a.reps or (2 if a.quick else 5)
@@ -75,7 +82,7 @@ def main():
           f"{stable_allocator()}")
 
     # 1-3, quiet. The cold call first, in a fresh process that does not pin the allocator.
-    quiet = {"cold nash_equilibrium (fresh process)": cold_call(K_ne, 1 if a.quick else 3)}
+    quiet = {"cold nash_equilibrium (fresh process)": cold_call(K_ne, 1 if a.quick else 3, a.threads)}
     P_big = preference_matrix("random", K_ne, seed=0, device=dev)
     nash_equilibrium(P_big)  # warm-up (LAPACK / CUDA initialisation)
     quiet.update(equilibria(P_big, dev, reps))
@@ -99,7 +106,7 @@ def main():
         for h in hogs: h.start()
         try:
             time.sleep(1.0)  # let the scheduler see them
-            busy = {"cold nash_equilibrium (fresh process)": cold_call(K_ne, 1 if a.quick else 3), **equilibria(P_big, dev, reps)}
+            busy = {"cold nash_equilibrium (fresh process)": cold_call(K_ne, 1 if a.quick else 3, a.threads), **equilibria(P_big, dev, reps)}
         finally:
             for h in hogs: h.terminate()
             for h in hogs: h.join()

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .core import check_int, kl, upcast, value_checks
+from .core import check_int, door, is_int, kl, upcast, value_checks
 from .nash import bt_preferences, check_preference_matrix, gpm_preferences, mixture_preferences
 
 # %% auto #0
@@ -50,11 +50,17 @@ class Fit(NamedTuple):
     Q: Tensor  # [K, K] predicted P(i beats j)
     excess: float  # excess loss against the P it was fitted to
 
-def _one_game(P: Tensor) -> Tensor:
-    "A fit's door: P one checked [K, K] preference matrix, upcast (a bf16 matrix is fitted in float32)."
-    check_preference_matrix(P)
-    if P.ndim != 2: raise ValueError(f"P must have shape [K, K] (a fit takes one game), got shape {tuple(P.shape)}")
+# %% ../nbs/06_intransitive.ipynb #1a7f0003
+def _one_game(name: str, P: Tensor) -> Tensor:
+    "A fit's door check: P one checked [K, K] preference matrix, upcast (a bf16 matrix is fitted in float32)."
+    check_preference_matrix(P, name)
+    if P.ndim != 2: raise ValueError(f"{name} must have shape [K, K] (a fit takes one game), got shape {tuple(P.shape)}")
     return upcast(P)
+
+def _even(name: str, dim: int) -> int:
+    "A door check: an even embedding dimension >= 2."
+    if check_int(name, dim, 2) % 2: raise ValueError(f"{name} must be an even integer >= 2, got {name}={dim!r}")
+    return int(dim)
 
 def _fit(params: tuple[Tensor, ...], Q: Tensor, P: Tensor) -> Fit:
     "The Fit, its excess loss computed without checking P again (checked, and perhaps upcast, at the fit's door)."
@@ -73,17 +79,20 @@ def _lbfgs(params: list[Tensor], predict, P: Tensor, iters: int) -> float:
         opt.step(closure)
         with torch.no_grad(): return float(pairwise_cross_entropy(predict(), P))
 
+# %% ../nbs/06_intransitive.ipynb #1a7f0005
+@door(P=_one_game, iters=is_int(1))
 def fit_bt(P: Tensor,  # [K, K] preference matrix to fit
            *, iters: int = 500,  # L-BFGS iterations, >= 1
           ) -> Fit:  # params = (scores [K],), centred
     "Best Bradley-Terry fit (population maximum likelihood)."
-    P, iters = _one_game(P), check_int("iters", iters, 1)
     s = torch.zeros(P.shape[-1], dtype=P.dtype, device=P.device, requires_grad=True)
     _lbfgs([s], lambda: bt_preferences(s), P, iters)
     s = (s - s.mean()).detach()
     Q = bt_preferences(s)
     return _fit((s,), Q, P)
 
+# %% ../nbs/06_intransitive.ipynb #1a7f0007
+@door(P=_one_game, dim=_even, restarts=is_int(1), seed=is_int(0), iters=is_int(1))
 def fit_gpm(P: Tensor,  # [K, K]
             dim: int = 2,  # embedding dimension 2k (even)
             *, restarts: int = 4,  # random starts; the best is kept
@@ -91,9 +100,6 @@ def fit_gpm(P: Tensor,  # [K, K]
             iters: int = 500,  # L-BFGS iterations per start, >= 1
            ) -> Fit:  # params = (embeddings [K, dim],)
     "Best general-preference-model (GPM) fit with `dim`-dimensional embeddings."
-    P = _one_game(P)
-    if check_int("dim", dim, 2) % 2: raise ValueError(f"dim must be an even integer >= 2, got dim={dim!r}")
-    restarts, seed, iters = check_int("restarts", restarts, 1), check_int("seed", seed), check_int("iters", iters, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):
@@ -103,6 +109,8 @@ def fit_gpm(P: Tensor,  # [K, K]
     Q = gpm_preferences(best[1])
     return _fit((best[1],), Q, P)
 
+# %% ../nbs/06_intransitive.ipynb #1a7f0009
+@door(P=_one_game, groups=is_int(1), restarts=is_int(1), seed=is_int(0), iters=is_int(1))
 def fit_bt_mixture(P: Tensor,  # [K, K]
                    groups: int = 2,  # number of Bradley-Terry groups G
                    *, restarts: int = 8,  # random starts; the best is kept
@@ -110,8 +118,6 @@ def fit_bt_mixture(P: Tensor,  # [K, K]
                    iters: int = 500,  # L-BFGS iterations per start, >= 1
                   ) -> Fit:  # params = (scores [G, K], weights [G])
     "Best fit of a mixture of G Bradley-Terry groups, without group labels."
-    P, groups, restarts = _one_game(P), check_int("groups", groups, 1), check_int("restarts", restarts, 1)
-    seed, iters = check_int("seed", seed), check_int("iters", iters, 1)
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(restarts):

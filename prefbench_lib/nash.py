@@ -5,10 +5,13 @@
 # %% ../nbs/05_nash.ipynb #c3603a21
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
@@ -17,15 +20,15 @@ import torch
 from torch import Tensor
 
 from .core import (check_choice, check_distribution, check_in_interval, check_int, check_positive, check_real,
-                                check_tensor, check_type, get_device, kl, machine_busy, one_thread, register, save_frame, upcast,
-                                value_checks_enabled)
+                                check_tensor, check_type, door, get_device, in_interval, is_a, is_int, kl, one_of, one_thread, optional, register,
+                                save_frame, upcast, value_checks_enabled)
 
 if TYPE_CHECKING: import pandas as pd  # `to_frame` imports it when called
 _all_ = ["check_distribution"]  # it lived here first: `from prefbench_lib.nash import check_distribution` keeps working
 
 # %% auto #0
-__all__ = ['GAMES', 'ALGORITHMS', 'ARGUMENT_ERRORS', 'check_preference_matrix', 'bt_preferences', 'mixture_preferences',
-           'gpm_scores', 'gpm_preferences', 'rps_game', 'cyclic_game', 'random_game', 'bt_game', 'mixture_game',
+__all__ = ['GAMES', 'ALGORITHMS', 'check_preference_matrix', 'bt_preferences', 'mixture_preferences', 'gpm_scores',
+           'gpm_preferences', 'GameKind', 'game', 'rps_game', 'cyclic_game', 'random_game', 'bt_game', 'mixture_game',
            'gpm_game', 'preference_matrix', 'win_rates', 'best_response', 'duality_gap', 'nash_equilibrium',
            'regularized_nash', 'sampled_win_rates', 'Game', 'make_game', 'Algorithm', 'algorithm', 'get_algorithm',
            'omd_step', 'nash_md_step', 'egpo_step', 'LastWinRates', 'optimistic_step', 'hedge_step', 'spo_step',
@@ -58,42 +61,52 @@ def check_preference_matrix(P: Tensor,  # [K, K] or [B, K, K]: P[i, j] = probabi
     return P
 
 # %% ../nbs/05_nash.ipynb #697417e7
-def _rater_parameters(name: str, x: Tensor, ndim: int, shape: str) -> Tensor:
-    "A rater model's parameters: a real tensor without NaN or infinity, with at least `ndim` dimensions (unchecked under value_checks(False))."
-    if not value_checks_enabled(): return x
-    check_real(name, x, allow_inf=False)
-    if x.ndim < ndim: raise ValueError(f"{name} must have shape {shape}, got shape {tuple(x.shape)}")
-    return x
+def _rater(ndim: int, shape: str) -> Callable:
+    "A door check: a rater model's parameters, a real tensor without NaN or infinity with at least ndim dimensions (unchecked under value_checks(False))."
+    def check(name: str, x: Tensor) -> Tensor:
+        if not value_checks_enabled(): return x
+        check_real(name, x, allow_inf=False)
+        if x.ndim < ndim: raise ValueError(f"{name} must have shape {shape}, got shape {tuple(x.shape)}")
+        return x
+    return check
 
+@door(scores=_rater(1, "[..., K]"))
 def bt_preferences(scores: Tensor,  # [..., K] Bradley-Terry scores s_i
                   ) -> Tensor:  # [..., K, K]
     "Bradley-Terry preference matrix: P_ij = sigma(s_i - s_j)."
-    _rater_parameters("scores", scores, 1, "[..., K]")
     # P_ij = sigma(s_i - s_j)
     return torch.sigmoid(scores[..., :, None] - scores[..., None, :])
 
 # %% ../nbs/05_nash.ipynb #a3f5ca56
+def _one_weight_per_group(a) -> None:
+    "mixture_preferences's door relation: the weights (if given) are a distribution with one weight per group of scores."
+    if a.weights is None or not value_checks_enabled(): return
+    check_distribution("weights", a.weights, a.scores.shape[-2])
+    if a.weights.shape != a.scores.shape[:-1]:
+        raise ValueError(f"weights must have shape {tuple(a.scores.shape[:-1])}, one weight per group of scores "
+                         f"(shape {tuple(a.scores.shape)}), got shape {tuple(a.weights.shape)}")
+
+@door(_one_weight_per_group, scores=_rater(2, "[..., G, K]"))
 def mixture_preferences(scores: Tensor,  # [..., G, K] one row of Bradley-Terry scores per annotator group
                         weights: Tensor | None = None,  # [..., G] group weights w_g (> 0, sum to 1); None: uniform
                        ) -> Tensor:  # [..., K, K]
     "Population preference matrix of a mixture of Bradley-Terry annotator groups: P = sum_g w_g sigma(s^g_i - s^g_j)."
-    _rater_parameters("scores", scores, 2, "[..., G, K]")
     G = scores.shape[-2]
-    if weights is not None and value_checks_enabled():
-        check_distribution("weights", weights, G)
-        if weights.shape != scores.shape[:-1]:
-            raise ValueError(f"weights must have shape {tuple(scores.shape[:-1])}, one weight per group of scores "
-                             f"(shape {tuple(scores.shape)}), got shape {tuple(weights.shape)}")
     w = torch.full(scores.shape[:-1], 1.0 / G, dtype=scores.dtype, device=scores.device) if weights is None else weights
     # P = sum_g w_g sigma(s^(g)_i - s^(g)_j)
     return (w[..., :, None, None] * bt_preferences(scores)).sum(-3)
 
 # %% ../nbs/05_nash.ipynb #07de0ab9
+def _blocks(name: str, x: Tensor) -> Tensor:
+    "A door check: GPM embeddings, rater parameters [..., K, 2k] whose last dimension is even (2-d blocks)."
+    _rater(2, "[..., K, 2k]")(name, x)
+    if x.shape[-1] % 2: raise ValueError(f"{name} must have an even last dimension, got shape {tuple(x.shape)}")
+    return x
+
+@door(embeddings=_blocks)
 def gpm_scores(embeddings: Tensor,  # [..., K, 2k] one embedding v_i per action (even dimension)
               ) -> Tensor:  # [..., K, K] skew-symmetric score matrix <R v_i, v_j>
     "GPM's skew-symmetric preference score <R^> v_i, v_j>, R^> = blockdiag([[0, -1], [1, 0]])."
-    _rater_parameters("embeddings", embeddings, 2, "[..., K, 2k]")
-    if embeddings.shape[-1] % 2: raise ValueError(f"embeddings must have an even last dimension, got shape {tuple(embeddings.shape)}")
     a, b = embeddings[..., 0::2], embeddings[..., 1::2]  # the two coordinates of each 2-d block
     # R v = (-b, a) blockwise, so <R v_i, v_j> = sum over blocks of (a_i b_j - b_i a_j)
     return a @ b.transpose(-1, -2) - b @ a.transpose(-1, -2)
@@ -108,67 +121,126 @@ def gpm_preferences(embeddings: Tensor,  # [..., K, 2k]
 # %% ../nbs/05_nash.ipynb #4ff838b3
 _DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)  # what a game can be built in
 
-def _finish(P: Tensor, dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
-    "A game as a checked preference matrix of the requested dtype and device (both checked here)."
-    dev = None if device is None else get_device(device)  # None: torch's default device, as for any tensor
-    return check_preference_matrix(P.to(dtype=check_choice("dtype", dtype, _DTYPES), device=dev))
-
 def _as_float64(name: str, x: Tensor | list | tuple | np.ndarray) -> Tensor:
-    "A game's parameter (a tensor, or a list of numbers) as a float64 CPU tensor, checked: real, no NaN, no infinity."
+    "A door check: a game's parameter (a tensor, or a list of numbers) as a float64 CPU tensor: real, no NaN, no infinity."
     if not isinstance(x, Tensor):
         check_type(name, x, (Tensor, list, tuple, np.ndarray))  # names every accepted type in its message
         try: x = torch.as_tensor(np.asarray(x, dtype=np.float64))
         except (TypeError, ValueError) as e: raise ValueError(f"{name} must be a tensor or a list of numbers, got {name}={x!r}"[:400]) from e
     return check_real(name, x, allow_inf=False).detach().to("cpu", torch.float64)
 
+def _margins(name: str, x: Tensor | list | tuple) -> Tensor:
+    "A door check: margins as a float64 tensor with every entry in [0, 1/2]."
+    return check_in_interval(name, _as_float64(name, x), 0.0, 0.5)
+
+def _even(name: str, value: int) -> int:
+    "A door check: an even integer >= 2 (an embedding dimension made of 2-d blocks)."
+    if check_int(name, value, 2) % 2: raise ValueError(f"{name} must be even (2-d blocks), got {name}={value}")
+    return int(value)
+
+def _shape(name: str, want: str, ok: Callable) -> Callable:
+    "A door relation: argument `name` (None passes) has a shape ok(args, shape) accepts; `want`, formatted with the arguments, says which."
+    def relation(a) -> None:
+        x = getattr(a, name)
+        if x is not None and not ok(a, tuple(x.shape)):
+            raise ValueError(f"{name} must have shape {want.format(**vars(a))}, got shape {tuple(x.shape)}")
+    return relation
+
 def _draw(seed: int, *shape: int, uniform: bool = False) -> Tensor:
-    "Standard normal (or uniform on [0, 1)) float64 numbers from a generator seeded with `seed`."
-    g = torch.Generator().manual_seed(check_int("seed", seed))
+    "Standard normal (or uniform on [0, 1)) float64 numbers from a generator seeded with `seed` (checked at the game's door)."
+    g = torch.Generator().manual_seed(seed)
     return torch.rand(*shape, generator=g, dtype=torch.float64) if uniform else torch.randn(*shape, generator=g, dtype=torch.float64)
 
+# %% ../nbs/05_nash.ipynb #9a3e0002
+@dataclass(frozen=True)
+class GameKind:
+    "A registered game: its constructor (checked and finished by `@game`) and the one K it may be fixed to."
+    name: str  # its key in GAMES: the `kind` of preference_matrix
+    make: Callable[..., Tensor]  # (K, *, its parameters, dtype, device) -> [K, K] preference matrix
+    K: int | None = None  # the only number of actions it has (rps: 3); None: any K >= 2
+
+    @property
+    def parameters(self) -> list[str]:
+        "Its own keyword arguments, sorted: what preference_matrix hands through (all but K, dtype and device)."
+        return sorted(set(inspect.signature(self.make).parameters) - {"K", "dtype", "device"})
+
+    def __call__(self, K: int, **kwargs) -> Tensor:
+        "The game with K actions: a record is called like its constructor."
+        return self.make(K, **kwargs)
+
+GAMES: dict[str, GameKind] = {}  # filled by @game; preference_matrix, the dashboards and the tests read it when called
+
+# %% ../nbs/05_nash.ipynb #9a3e0005
+def _fixed_K(name: str, K: int) -> Callable:
+    "A door check: K is the game's one number of actions."
+    def check(arg: str, value: int) -> int:
+        if check_int(arg, value, 2) != K: raise ValueError(f"the {name!r} game has K = {K} actions, got K={value}")
+        return int(value)
+    return check
+
+_shared_checks = dict(K=is_int(2), seed=is_int(0), scale=in_interval(0.0, math.inf, "left"), dtype=one_of(_DTYPES),
+                      device=optional(lambda name, d: get_device(d)))  # argument name -> its door check, for each a game has (not a registry)
+
+def game(name: str,  # the key in GAMES
+         *relations: Callable,  # door relations between its arguments (core.door), e.g. a parameter's shape against K
+         K: int | None = None,  # its one number of actions, if it has one (rps: 3)
+         **checks: Callable,  # its own parameters' door checks: argument name -> check(name, value) -> value
+        ) -> Callable:
+    "Decorator registering a game constructor in GAMES: shared and own checks at the door, its float64 matrix finished as a checked preference matrix."
+    def deco(f: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        params = inspect.signature(f).parameters
+        if any(k not in params or params[k].kind is not inspect.Parameter.KEYWORD_ONLY for k in ("dtype", "device")):
+            raise ValueError(f"game {name!r}: {f.__qualname__} must take keyword-only dtype and device arguments (@game applies them)")
+        shared = {k: c for k, c in _shared_checks.items() if k in params} | ({} if K is None else {"K": _fixed_K(name, K)})
+        @functools.wraps(f)
+        def finished(*args, dtype: torch.dtype, device: torch.device | None, **kwargs) -> Tensor:
+            # the body's float64 matrix in the requested dtype and device, checked: entries in [0, 1], P + P^T = 1
+            return check_preference_matrix(f(*args, dtype=dtype, device=device, **kwargs).to(dtype=dtype, device=device))
+        made = door(*relations, **shared, **checks)(finished)
+        register(GAMES, name, GameKind(name, made, K), what="game", origin=lambda g: (g.make.__module__, g.make.__qualname__))
+        return made
+    return deco
+
 # %% ../nbs/05_nash.ipynb #b9663125
+@game("rps", _shape("margins", "(3,) = (m1, m2, m3)", lambda a, s: s == (3,)), K=3, margins=_margins)
 def rps_game(K: int = 3,  # number of actions; rock-paper-scissors has 3
              *, margins: tuple[float, float, float] | Tensor = (0.5, 0.5, 0.5),  # (m1, m2, m3) in [0, 1/2]: paper beats rock with 1/2 + m1, scissors beats paper with 1/2 + m2, rock beats scissors with 1/2 + m3
              dtype: torch.dtype = torch.float64,  # of the returned matrix
              device: torch.device | str | None = None,  # where it is built; None: torch's default
             ) -> Tensor:  # [3, 3]
     "Rock-paper-scissors with margins (m1, m2, m3); its equilibrium is proportional to (m2, m3, m1)."
-    if check_int("K", K, 2) != 3: raise ValueError(f"the 'rps' game has K = 3 actions (rock, paper, scissors), got K={K}")
-    m = _as_float64("margins", margins)
-    if m.shape != (3,): raise ValueError(f"margins must hold 3 numbers (m1, m2, m3), got shape {tuple(m.shape)}")
-    check_in_interval("margins", m, 0.0, 0.5)
     A = torch.zeros(3, 3, dtype=torch.float64)
-    A[1, 0], A[2, 1], A[0, 2] = m[0], m[1], m[2]  # paper > rock, scissors > paper, rock > scissors
+    A[1, 0], A[2, 1], A[0, 2] = margins  # paper > rock, scissors > paper, rock > scissors
     # P = 1/2 + A - A^T
-    return _finish(0.5 + A - A.T, dtype, device)
+    return 0.5 + A - A.T
 
 # %% ../nbs/05_nash.ipynb #367330f2
+@game("cyclic", margin=in_interval(0.0, 0.5))
 def cyclic_game(K: int,  # number of actions, >= 2
                 *, margin: float = 0.5,  # in [0, 1/2]: action i beats i + 1 (mod K) with probability 1/2 + margin
                 dtype: torch.dtype = torch.float64,  # of the returned matrix
                 device: torch.device | str | None = None,  # where it is built; None: torch's default
                ) -> Tensor:  # [K, K]
     "The K-cycle: i beats i + 1 (mod K) with probability 1/2 + margin, all other pairs tie."
-    K = check_int("K", K, 2)
-    check_in_interval("margin", margin, 0.0, 0.5)
     A = torch.zeros(K, K, dtype=torch.float64)
     A[torch.arange(K), (torch.arange(K) + 1) % K] = float(margin)  # i beats i + 1
     # P = 1/2 + A - A^T
-    return _finish(0.5 + A - A.T, dtype, device)
+    return 0.5 + A - A.T
 
 # %% ../nbs/05_nash.ipynb #6a390c43
+@game("random")
 def random_game(K: int,  # number of actions, >= 2
                 *, seed: int = 0,  # seeds the draw
                 dtype: torch.dtype = torch.float64,  # of the returned matrix
                 device: torch.device | str | None = None,  # where it is built; None: torch's default
                ) -> Tensor:  # [K, K]
     "A random game: P_ij ~ U[0, 1] below the diagonal, P_ji = 1 - P_ij above it."
-    K = check_int("K", K, 2)
     L = _draw(seed, K, K, uniform=True).tril(-1)
     # P = L + (1 - L^T) above the diagonal + 1/2 on it
-    return _finish(L + (1 - L.T).triu(1) + 0.5 * torch.eye(K, dtype=torch.float64), dtype, device)
+    return L + (1 - L.T).triu(1) + 0.5 * torch.eye(K, dtype=torch.float64)
 
 # %% ../nbs/05_nash.ipynb #07e0c4e5
+@game("bt", _shape("scores", "[K] = ({K},)", lambda a, s: s == (a.K,)), scores=optional(_as_float64))
 def bt_game(K: int,  # number of actions, >= 2
             *, scores: Tensor | list | None = None,  # [K] Bradley-Terry scores; None: scale * N(0, 1) draws
             scale: float = 1.0,  # spread of the drawn scores
@@ -177,15 +249,14 @@ def bt_game(K: int,  # number of actions, >= 2
             device: torch.device | str | None = None,  # where it is built; None: torch's default
            ) -> Tensor:  # [K, K]
     "A transitive Bradley-Terry game: P_ij = sigma(s_i - s_j)."
-    K, seed = check_int("K", K, 2), check_int("seed", seed)
-    check_in_interval("scale", scale, 0.0, math.inf, closed="left")
-    if scores is None: s = scale * _draw(seed, K)
-    else:
-        s = _as_float64("scores", scores)
-        if s.shape != (K,): raise ValueError(f"scores must have shape [K] = ({K},), got shape {tuple(s.shape)}")
-    return _finish(bt_preferences(s), dtype, device)
+    s = scale * _draw(seed, K) if scores is None else scores
+    # P_ij = sigma(s_i - s_j)
+    return bt_preferences(s)
 
 # %% ../nbs/05_nash.ipynb #772eebc9
+@game("mixture", _shape("scores", "[G, K] with K = {K}", lambda a, s: len(s) == 2 and s[1] == a.K),
+      _shape("weights", "[G], one weight per group of scores", lambda a, s: s == (a.groups if a.scores is None else len(a.scores),)),
+      scores=optional(_as_float64), weights=optional(_as_float64), groups=is_int(1))
 def mixture_game(K: int,  # number of actions, >= 2
                  *, scores: Tensor | list | None = None,  # [G, K] each group's Bradley-Terry scores; None: scale * N(0, 1) draws
                  weights: Tensor | list | None = None,  # [G] group weights (> 0, sum to 1); None: uniform
@@ -196,18 +267,13 @@ def mixture_game(K: int,  # number of actions, >= 2
                  device: torch.device | str | None = None,  # where it is built; None: torch's default
                 ) -> Tensor:  # [K, K]
     "A population of Bradley-Terry annotator groups: P = sum_g w_g sigma(s^g_i - s^g_j); intransitive in general."
-    K, groups, seed = check_int("K", K, 2), check_int("groups", groups, 1), check_int("seed", seed)
-    check_in_interval("scale", scale, 0.0, math.inf, closed="left")
-    if scores is None: s = scale * _draw(seed, groups, K)
-    else:
-        s = _as_float64("scores", scores)
-        if s.ndim != 2 or s.shape[1] != K: raise ValueError(f"scores must have shape [G, K] with K = {K}, got shape {tuple(s.shape)}")
-    w = None if weights is None else _as_float64("weights", weights)
-    if w is not None and w.shape != (s.shape[0],):
-        raise ValueError(f"weights must hold one weight per group (G = {s.shape[0]}), got shape {tuple(w.shape)}")
-    return _finish(mixture_preferences(s, w), dtype, device)  # mixture_preferences checks that w is a distribution
+    s = scale * _draw(seed, groups, K) if scores is None else scores
+    # P = sum_g w_g sigma(s^g_i - s^g_j)   (mixture_preferences checks that w is a distribution)
+    return mixture_preferences(s, weights)
 
 # %% ../nbs/05_nash.ipynb #761887e5
+@game("embedding", _shape("embeddings", "[K, 2k] with K = {K}", lambda a, s: len(s) == 2 and s[0] == a.K),
+      embeddings=optional(_as_float64), dim=_even)
 def gpm_game(K: int,  # number of actions, >= 2
              *, embeddings: Tensor | list | None = None,  # [K, 2k] one embedding per action; None: scale * N(0, 1) draws
              dim: int = 2,  # 2k, the (even) embedding dimension when the embeddings are drawn
@@ -217,34 +283,28 @@ def gpm_game(K: int,  # number of actions, >= 2
              device: torch.device | str | None = None,  # where it is built; None: torch's default
             ) -> Tensor:  # [K, K]
     "A general-preference-model game (GPM): P_ij = sigma(<R^> v_i, v_j>), cyclic in general."
-    K, seed = check_int("K", K, 2), check_int("seed", seed)
-    check_in_interval("scale", scale, 0.0, math.inf, closed="left")
-    if check_int("dim", dim, 2) % 2: raise ValueError(f"dim must be even (2-d blocks), got dim={dim}")
-    if embeddings is None: v = scale * _draw(seed, K, dim)
-    else:
-        v = _as_float64("embeddings", embeddings)
-        if v.ndim != 2 or v.shape[0] != K: raise ValueError(f"embeddings must have shape [K, 2k] with K = {K}, got shape {tuple(v.shape)}")
-    return _finish(gpm_preferences(v), dtype, device)  # gpm_scores checks that 2k is even
+    v = scale * _draw(seed, K, dim) if embeddings is None else embeddings
+    # P_ij = sigma(<R^> v_i, v_j>)   (gpm_scores checks that 2k is even)
+    return gpm_preferences(v)
 
 # %% ../nbs/05_nash.ipynb #e9f6db04
-GAMES: dict[str, Callable[..., Tensor]] = {"rps": rps_game, "cyclic": cyclic_game, "random": random_game, "bt": bt_game,
-                                           "mixture": mixture_game, "embedding": gpm_game}
+def _takes(a) -> None:
+    "preference_matrix's door relation: every extra keyword argument is a parameter of the game `kind`."
+    takes = GAMES[a.kind].parameters
+    if unknown := sorted(set(a.parameters) - set(takes)):
+        raise ValueError(f"kind={a.kind!r} takes no argument(s) {', '.join(unknown)}; its parameters: {', '.join(takes) or 'none'}")
 
-def preference_matrix(kind: str,  # a key of GAMES: rps, cyclic, random, bt, mixture, embedding
+@door(_takes, kind=one_of(GAMES), seed=optional(is_int(0)))
+def preference_matrix(kind: str,  # a key of GAMES: rps, cyclic, random, bt, mixture, embedding (and any game registered since)
                       K: int,  # number of actions (3 for "rps")
                       *, seed: int | None = None,  # seeds the game's random parameters (games without any ignore it); None: 0
                       dtype: torch.dtype = torch.float64,  # of the returned matrix
                       device: torch.device | str | None = None,  # where it is built; None: torch's default
-                      **parameters,  # the game's own keyword arguments: see its constructor, GAMES[kind]
+                      **parameters,  # the game's own keyword arguments: see its constructor, GAMES[kind].make
                      ) -> Tensor:  # [K, K], P + P^T = 1, diagonal 1/2
     "The game GAMES[kind] with K actions."
-    make = GAMES[check_choice("kind", kind, GAMES)]
-    takes = set(inspect.signature(make).parameters) - {"K", "dtype", "device"}
-    unknown = sorted(set(parameters) - takes)
-    if unknown: raise ValueError(f"kind={kind!r} takes no argument(s) {', '.join(unknown)}; its parameters: {', '.join(sorted(takes)) or 'none'}")
-    if seed is not None and "seed" in takes: parameters["seed"] = seed
-    elif seed is not None: check_int("seed", seed)  # ignored by this game, but still an integer
-    return make(K, dtype=dtype, device=device, **parameters)
+    if seed is not None and "seed" in GAMES[kind].parameters: parameters["seed"] = seed
+    return GAMES[kind](K, dtype=dtype, device=device, **parameters)
 
 # %% ../nbs/05_nash.ipynb #7a4a8c80
 def _batch(P: Tensor, **policies: Tensor | None) -> int | None:
@@ -263,6 +323,17 @@ def _per_run(name: str, value: float | Tensor, B: int | None, like: Tensor, *, c
                          f"got {name} of shape {tuple(value.shape)}")
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
+def _game_matrix(name: str, P: Tensor) -> Tensor:
+    "A door check: a (batch of) preference matrices, upcast (bf16 and fp16 compute in float32)."
+    return upcast(check_preference_matrix(P, name))
+
+def _distributions(*names: str, positive: bool = True, none_ok: bool = True) -> Callable:
+    "A door relation: each named argument (None passes when none_ok) is a (batch of) distributions over P's K actions."
+    def relation(a) -> None:
+        for n in names:
+            if getattr(a, n) is not None or not none_ok: check_distribution(n, getattr(a, n), a.P.shape[-1], positive=positive)
+    return relation
+
 def _log_ref(ref: Tensor | None, K: int, like: Tensor) -> Tensor:
     "log pi_ref, [..., K] (ref checked by the caller): uniform when ref is None."
     if ref is None: return torch.full((K,), -math.log(K), dtype=like.dtype, device=like.device)
@@ -274,13 +345,12 @@ def _win_rates(pi: Tensor, P: Tensor) -> Tensor:
     # (P pi')_y = sum_y' P(y > y') pi'(y')
     return (P @ pi.unsqueeze(-1)).squeeze(-1)
 
+@door(_distributions("pi", positive=False, none_ok=False), P=_game_matrix)
 def win_rates(pi: Tensor,  # [K] or [B, K] opponent policy pi'
               P: Tensor,  # [K, K] or [B, K, K]
              ) -> Tensor:  # [K] or [B, K]: (P pi')_y = P(y beats pi')
     "Probability that each action beats an opponent drawn from pi'."
-    P = upcast(check_preference_matrix(P))
-    check_distribution("pi", pi, P.shape[-1], positive=False)
-    _batch(P, pi=pi)
+    _batch(P, pi=pi)  # the batch sizes agree
     return _win_rates(pi.to(P), P)
 
 # %% ../nbs/05_nash.ipynb #4b5394e8
@@ -404,15 +474,12 @@ def _ipm_nash(A: Tensor, tol: float, max_iter: int = 200) -> Tensor:
     K = A.shape[0]
     pi = A.new_full((K,), 1.0 / K)
     v = max(float((A @ pi).max()), 0.0) + 1.0
-    # the Newton matrix and its LU factors live in buffers allocated once: a fresh 8 MB tensor per iteration
-    # (K = 1000) costs page faults comparable to the arithmetic around the factorisation
+    # buffers allocated once: a fresh 8 MB Newton matrix per iteration (K = 1000) costs page faults like the LU itself
     M = A.new_zeros(K + 1, K + 1); M[K, :K] = 1.0
     LU, piv = torch.empty_like(M).mT, torch.empty(K + 1, dtype=torch.int32, device=A.device)  # LAPACK's column-major layout
     info = torch.empty((), dtype=torch.int32, device=A.device)
     M_top, M_diag = M[:K, :K], M.diagonal()[:K]
-    def max_step(z, dz):
-        neg = dz < 0
-        return min(1.0, float((-z[neg] / dz[neg]).min())) if bool(neg.any()) else 1.0
+    def max_step(z, dz): return min(1.0, float((-z / dz)[dz < 0].min())) if bool((dz < 0).any()) else 1.0
     last = None
     for _ in range(max_iter):
         s = v - A @ pi
@@ -442,22 +509,25 @@ def _ipm_nash(A: Tensor, tol: float, max_iter: int = 200) -> Tensor:
     return exact if exact is not None else pi.clamp_min(0) / pi.clamp_min(0).sum()
 
 # %% ../nbs/05_nash.ipynb #b85855a5
+_SOLVERS: dict[str, Callable[[Tensor, float], Tensor]] = {  # nash_equilibrium's methods: (A skew [K, K], tol) -> pi [K]
+    "ipm": _ipm_nash,  # dense primal-dual interior point with crossover
+    "scipy": lambda A, tol: _scipy_nash(A + 0.5),  # SciPy's HiGHS on P = A + 1/2 (its own tolerances)
+}
+
 def _maximal_lottery(P: Tensor, method: str, tol: float) -> Tensor:
     "nash_equilibrium for a checked P [K, K] or [B, K, K] (regularized_nash's warm start calls it too)."
     def solve(p: Tensor) -> Tensor:
         A = (p.double() - p.double().T) / 2  # exactly skew-symmetric: (P - P^T) / 2 = P - 1/2 when P + P^T = 1
-        return _ipm_nash(A, tol) if method == "ipm" else _scipy_nash(A + 0.5)
-    with one_thread(P.shape[-1] <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
-        pi = torch.stack([solve(p) for p in P]) if P.ndim == 3 else solve(P)
+        return _SOLVERS[method](A, tol)
+    pi = torch.stack([solve(p) for p in P]) if P.ndim == 3 else solve(P)
     return pi.to(P.dtype)
 
+@door(P=_game_matrix, method=one_of(_SOLVERS), tol=check_positive)
 def nash_equilibrium(P: Tensor,  # [K, K] or [B, K, K]
                      *, method: str = "ipm",  # "ipm" (dense interior point + crossover) or "scipy" (HiGHS)
                      tol: float = 1e-11,  # exploitability the interior point must reach without a crossover (> 0)
                     ) -> Tensor:  # [K] or [B, K]: a symmetric Nash equilibrium (minimax winner) of the unregularised game
     "A maximal lottery: pi in the simplex with (P pi)_i <= 1/2 for every i, by linear programming."
-    P = upcast(check_preference_matrix(P))
-    check_choice("method", method, ("ipm", "scipy")); check_positive("tol", tol)
     return _maximal_lottery(P, method, tol)
 
 # %% ../nbs/05_nash.ipynb #850b6053
@@ -485,7 +555,8 @@ def _solve_regularized(P: Tensor, A: Tensor, log_ref: Tensor, b: Tensor, *, tol:
     return torch.softmax(x, -1)
 
 # %% ../nbs/05_nash.ipynb #9f1268b6
-def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
+@door(_distributions("ref"), P=_game_matrix, tol=check_positive, max_iter=is_int(1), warm_start=is_a(bool))
+def regularized_nash(P: Tensor,  # [K, K] or [B, K, K] (bf16 and fp16 are solved in float32: no LU kernel)
                      ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
                      beta: float | Tensor = 0.1,  # KL coefficient beta > 0, a number or [B]
                      *, tol: float = 1e-14,  # stop when the fixed-point residual (span of F) is below tol * scale (> 0)
@@ -493,20 +564,12 @@ def regularized_nash(P: Tensor,  # [K, K] or [B, K, K]
                      warm_start: bool = True,  # start at the target beta from the unregularised equilibrium; False: continuation only
                     ) -> Tensor:  # [K] or [B, K]: the unique pi with pi = BR(pi)
     "The equilibrium of the beta-regularised game, to machine precision (Newton's method, warm-started or with continuation in beta)."
-    P = upcast(check_preference_matrix(P))  # bf16 has no LU kernel: float32
-    K = P.shape[-1]
-    if ref is not None: check_distribution("ref", ref, K)
-    B = _batch(P, ref=ref)
-    b = _per_run("beta", beta, B, P)
-    if bool((b <= 0).any()):
-        raise ValueError(f"beta must be > 0 for regularized_nash (use nash_equilibrium for beta = 0), got beta={b.tolist()}")
-    check_positive("tol", tol); max_iter = check_int("max_iter", max_iter, 1); check_type("warm_start", warm_start, bool)
+    K, B = P.shape[-1], _batch(P, ref=ref)
+    b = _per_run("beta", beta, B, P, closed="neither")
     batched, B = B is not None or b.ndim == 1, B or 1
     A = (P - 0.5).expand(B, K, K)
     log_ref = _log_ref(ref, K, P).expand(B, K)
-    b = b.expand(B)
-    with one_thread(K <= 256 or machine_busy()):  # small, or the cores are taken: threads would only wait (core)
-        out = _solve_regularized(P, A, log_ref, b, tol=tol, max_iter=max_iter, warm_start=warm_start)
+    out = _solve_regularized(P, A, log_ref, b.expand(B), tol=tol, max_iter=max_iter, warm_start=warm_start)
     return out if batched else out[0]
 
 # %% ../nbs/05_nash.ipynb #cca807b1
@@ -518,20 +581,22 @@ def _sample_win_rates(pi: Tensor, P: Tensor, n: int, generator: torch.Generator 
     # g_y = (1/n) sum_j o_{y j},  o_{y j} ~ Bernoulli(P(y > y'_j))
     return torch.bernoulli(p, generator=generator).mean(-1)
 
+def _one_opponent_per_game(a) -> None:
+    "sampled_win_rates's door relation: P a batch [B, K, K], pi one opponent policy per game [B, K], the generator on P's device."
+    if a.P.ndim != 3: raise ValueError(f"P must have shape [B, K, K] (a batch of games), got shape {tuple(a.P.shape)}")
+    check_distribution("pi", a.pi, a.P.shape[-1], positive=False)
+    if tuple(a.pi.shape) != (a.P.shape[0], a.P.shape[-1]):
+        raise ValueError(f"pi must have shape [B, K] = {(a.P.shape[0], a.P.shape[-1])} to match P, got shape {tuple(a.pi.shape)}")
+    if a.generator is not None and a.generator.device.type != a.P.device.type:
+        raise ValueError(f"generator must be on P's device ({a.P.device}), got a generator on {a.generator.device}")
+
+@door(_one_opponent_per_game, P=_game_matrix, n=is_int(1), generator=optional(is_a(torch.Generator)))
 def sampled_win_rates(pi: Tensor,  # [B, K] opponent policy
                       P: Tensor,  # [B, K, K]
                       n: int,  # opponents drawn per step, >= 1
                       generator: torch.Generator | None = None,  # the random draws (on P's device); None: torch's global generator
                      ) -> Tensor:  # [B, K] unbiased estimate of P pi
     "Empirical win rate of every action against n opponents drawn from pi, with Bernoulli outcomes."
-    P = upcast(check_preference_matrix(P))
-    if P.ndim != 3: raise ValueError(f"P must have shape [B, K, K] (a batch of games), got shape {tuple(P.shape)}")
-    check_distribution("pi", pi, P.shape[-1], positive=False)
-    if tuple(pi.shape) != (P.shape[0], P.shape[-1]):
-        raise ValueError(f"pi must have shape [B, K] = {(P.shape[0], P.shape[-1])} to match P, got shape {tuple(pi.shape)}")
-    n = check_int("n", n, 1)
-    if generator is not None and check_type("generator", generator, torch.Generator).device.type != P.device.type:
-        raise ValueError(f"generator must be on P's device ({P.device}), got a generator on {generator.device}")
     return _sample_win_rates(pi.to(P), P, n, generator)
 
 # %% ../nbs/05_nash.ipynb #1055126a
@@ -606,8 +671,8 @@ class Algorithm:
         "The hyperparameters as the run used them (the state's fields of the same names), for the run's config."
         return {k: _plain(getattr(state, k)) for k in self.hyperparameters}
 
-ALGORITHMS: dict[str, Algorithm] = {}
-
+# %% ../nbs/05_nash.ipynb #9a3e0031
+ALGORITHMS: dict[str, Algorithm] = {}  # filled by @algorithm; run_dynamics reads it when called
 def algorithm(name: str,  # the key in ALGORITHMS
               *, start: Callable[..., object] | None = None,  # builds the state the step carries (Algorithm.start)
               uses_reference: bool = True,  # False: the update has no KL term (beta must be 0)
@@ -763,25 +828,23 @@ def nash_md_pg_step(x: Tensor,  # [B, K] log pi_t
     return _normalize(x + pi * (r - (pi * r).sum(-1, keepdim=True)), G.floor)
 
 # %% ../nbs/05_nash.ipynb #e300990e
-class Trajectory:
-    "A run (or a batch of runs) of `run_dynamics`: the policy at every step, duality gaps on demand, and the config."
+class _Iterates:
+    "The policies of a run of `run_dynamics` and their duality gaps: what `Trajectory` computes from."
     def __init__(self, policies: Tensor,  # [T+1, B, K] pi_t for every step and run
                  P: Tensor,  # [B, K, K] the games
                  log_ref: Tensor,  # [B, K] log pi_ref
                  beta: Tensor,  # [B, 1] KL coefficients
-                 config: dict,  # algorithm, eta, beta, steps, samples, seed, ...
+                 config: dict,  # algorithm, eta, beta, steps, samples, seed, ...: the run's JSON config
                  batched: bool):  # whether the inputs had a batch dimension (else outputs drop it)
         self._pol, self._P, self._log_ref, self._beta, self.config, self.batched = policies, P, log_ref, beta, config, batched
-        self._cache = {}
 
     def _out(self, t: Tensor) -> Tensor: return t if self.batched else t[0]
 
+    @cached_property
     def _avg(self) -> Tensor:  # [T+1, B, K]
-        if "avg" not in self._cache:
-            counts = torch.arange(1, self._pol.shape[0] + 1, dtype=self._pol.dtype, device=self._pol.device)
-            # pi_bar_t = (1 / (t+1)) sum_{s <= t} pi_s
-            self._cache["avg"] = self._pol.cumsum(0) / counts[:, None, None]
-        return self._cache["avg"]
+        counts = torch.arange(1, self._pol.shape[0] + 1, dtype=self._pol.dtype, device=self._pol.device)
+        # pi_bar_t = (1 / (t+1)) sum_{s <= t} pi_s
+        return self._pol.cumsum(0) / counts[:, None, None]
 
     def _gaps(self, p: Tensor) -> Tensor:  # p [n, B, K] -> DG [B, n]
         p = p.transpose(0, 1)
@@ -796,19 +859,20 @@ class Trajectory:
     @property
     def average_policies(self) -> Tensor:  # [T+1, K] or [B, T+1, K]
         "The uniform average of pi_0, ..., pi_t at every step t."
-        return self._out(self._avg().transpose(0, 1))
+        return self._out(self._avg.transpose(0, 1))
 
-    @property
+# %% ../nbs/05_nash.ipynb #9a3e0021
+class Trajectory(_Iterates):
+    "A run (or a batch of runs) of `run_dynamics`: the policy at every step, duality gaps on demand, and the config."
+    @cached_property
     def duality_gap(self) -> Tensor:  # [T+1] or [B, T+1]
         "DG(pi_t) at every step (computed on first access)."
-        if "gap" not in self._cache: self._cache["gap"] = self._gaps(self._pol)
-        return self._out(self._cache["gap"])
+        return self._out(self._gaps(self._pol))
 
-    @property
+    @cached_property
     def average_duality_gap(self) -> Tensor:  # [T+1] or [B, T+1]
         "DG of the average iterate at every step (computed on first access)."
-        if "avg_gap" not in self._cache: self._cache["avg_gap"] = self._gaps(self._avg())
-        return self._out(self._cache["avg_gap"])
+        return self._out(self._gaps(self._avg))
 
     def to_frame(self, every: int = 1,  # keep every `every`-th step (and always the last)
                 ) -> pd.DataFrame:  # one row per (run, step, iterate): run, algorithm, eta, beta, step, iterate, duality_gap, pi_0..pi_{K-1}
@@ -819,7 +883,7 @@ class Trajectory:
         idx = torch.tensor(steps, device=self._pol.device)
         eta, beta = (np.broadcast_to(np.asarray(self.config[k], dtype=float), (B,)) for k in ("eta", "beta"))
         frames = []
-        for name, pol in (("last", self._pol[idx]), ("average", self._avg()[idx])):
+        for name, pol in (("last", self._pol[idx]), ("average", self._avg[idx])):
             gap = self._gaps(pol).cpu().numpy()  # [B, n]
             df = pd.DataFrame({"run": np.repeat(np.arange(B), len(steps)), "algorithm": self.config["algorithm"],
                                "eta": np.repeat(eta, len(steps)), "beta": np.repeat(beta, len(steps)),
@@ -843,7 +907,22 @@ def _lift(t: Tensor, B: int, nd: int) -> Tensor:
     "t with a leading batch dimension of size B (t has nd dims when it is already batched)."
     return t.expand(B, *t.shape[1:]) if t.ndim == nd else t.expand(B, *t.shape)
 
+# %% ../nbs/05_nash.ipynb #9a3e0011
+@contextmanager
+def _loop_threads(n: int | None,  # torch intra-op threads inside the block; None: leave torch's setting
+                    ):
+    "Context manager: run the block on n intra-op threads (restored after it); 1 through core.one_thread, None: unchanged."
+    if n is None or n == 1:
+        with one_thread(n == 1): yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(saved)
+
 # %% ../nbs/05_nash.ipynb #f4bd72cb
+@door(_distributions("ref", "init"), P=_game_matrix, algorithm=one_of(ALGORITHMS), steps=is_int(0), samples=optional(is_int(1)),
+      seed=is_int(0), threads=optional(is_int(1)))
 def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
                  algorithm: str,  # a key of ALGORITHMS: omd, nash_md, egpo, optimistic, hedge, spo, mnpo, nash_md_pg
                  *, ref: Tensor | None = None,  # [K] or [B, K] reference policy (> 0); None: uniform
@@ -853,27 +932,20 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
                  init: Tensor | None = None,  # [K] or [B, K] pi_0 (> 0); None: ref (uniform if ref is None)
                  samples: int | None = None,  # None: exact P pi; n >= 1: win rates estimated from n sampled opponents
                  seed: int = 0,  # seeds the sampling
+                 threads: int | None = 1,  # torch intra-op threads during the loop (its steps are small: a pool only waits); None: torch's setting
                  **hyperparameters,  # the algorithm's own (ALGORITHMS[algorithm].hyperparameters), e.g. mnpo's lambdas
                 ) -> Trajectory:
     "Run a registered Nash-learning algorithm on a (batch of) preference games; policies and duality gaps at every step."
-    P = upcast(check_preference_matrix(P))
-    alg = get_algorithm(check_choice("algorithm", algorithm, ALGORITHMS))
-    steps, seed = check_int("steps", steps, 0), check_int("seed", seed)
-    if samples is not None: check_int("samples", samples, 1)
-    K, dev, dt = P.shape[-1], P.device, P.dtype
-    if ref is not None: check_distribution("ref", ref, K)
-    if init is not None: check_distribution("init", init, K)
-    B = _batch(P, ref=ref, init=init)
+    alg, K, B = ALGORITHMS[algorithm], P.shape[-1], _batch(P, ref=ref, init=init)
     b, e = _per_run("beta", beta, B, P), _per_run("eta", eta, B, P, closed="neither")
     batched, B = B is not None or b.ndim == 1 or e.ndim == 1, B or 1
-    Pb = _lift(P, B, 3).contiguous()
-    log_ref = _lift(_log_ref(ref, K, P), B, 2).contiguous()
+    Pb, log_ref = _lift(P, B, 3).contiguous(), _lift(_log_ref(ref, K, P), B, 2).contiguous()
     G = make_game(Pb, log_ref, _lift(e, B, 1), _lift(b, B, 1), samples=samples, seed=seed)
     state = alg.begin(G, **hyperparameters)  # checks the algorithm's own hyperparameters: nothing is checked in the loop
-    x = _normalize(_lift(init.to(dt).log() if init is not None else log_ref, B, 2).to(dev).clone(), G.floor)
-    pol = torch.empty(steps + 1, B, K, dtype=dt, device=dev)
+    x = _normalize(_lift(init.to(P.dtype).log() if init is not None else log_ref, B, 2).to(P.device).clone(), G.floor)
+    pol = torch.empty(steps + 1, B, K, dtype=P.dtype, device=P.device)
     torch.exp(x, out=pol[0])
-    with one_thread(B * K * K <= 1 << 20 or machine_busy()):  # small, or the cores are taken (core)
+    with _loop_threads(threads):
         for t in range(steps):
             x = alg.step(x, pol[t], G, state)
             torch.exp(x, out=pol[t + 1])
@@ -881,69 +953,12 @@ def run_dynamics(P: Tensor,  # [K, K] or [B, K, K] preference matrix
                   batch=B if batched else None, **alg.config(state))
     return Trajectory(pol, Pb, log_ref, G.beta, config, batched)
 
-# %% ../nbs/05_nash.ipynb #6adb11cf
-_GAME = torch.tensor([[0.5, 0.2, 0.7], [0.8, 0.5, 0.4], [0.3, 0.6, 0.5]], dtype=torch.float64)  # a valid 3-action game
-_NOT_A_GAME = torch.tensor([[0.5, 0.8], [0.3, 0.5]], dtype=torch.float64)  # P + P^T != 1
-_UNIFORM = torch.full((3,), 1 / 3, dtype=torch.float64)
-def _f64(*v: float) -> Tensor: return torch.tensor(v, dtype=torch.float64)
-
-ARGUMENT_ERRORS: list[tuple[str, dict, str]] = [  # bad calls and the error each one gets: (function, keyword arguments, part of the message)
-    ("run_dynamics", dict(P=_NOT_A_GAME, algorithm="omd"), "P must satisfy P + P^T = 1 (within 1e-06), got P[0, 1] + P[1, 0] = 1.1"),
-    ("run_dynamics", dict(P=3 * _NOT_A_GAME, algorithm="omd"), "P must be in [0.0, 1.0], got an entry of P equal to 1.5"),
-    ("nash_equilibrium", dict(P=_NOT_A_GAME), "P must satisfy"),
-    ("regularized_nash", dict(P=_NOT_A_GAME, beta=0.1), "P must satisfy"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", ref=_f64(0.5, 0.5, 0.0)), "ref must be > 0 everywhere, got ref[2] = 0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", ref=_f64(0.5, 0.5, 0.5)), "ref must sum to 1"),
-    ("duality_gap", dict(pi=_UNIFORM, P=_GAME, ref=_f64(0.1, 0.2, 0.3), beta=0.1), "ref must sum to 1"),
-    ("duality_gap", dict(pi=_f64(0.5, 0.5, 0.5), P=_GAME), "pi must sum to 1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=-0.1), "beta must be in [0.0, inf), got beta=-0.1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=_f64(0.1, -1.0)), "got an entry of beta equal to -1"),
-    ("duality_gap", dict(pi=_UNIFORM, P=_GAME, ref=_UNIFORM, beta=-1.0), "beta must be in [0.0, inf)"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=0.0), "eta must be in (0.0, inf), got eta=0.0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=-1.0), "eta must be in (0.0, inf), got eta=-1.0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=_f64(0.1, 0.0)), "eta must be in (0.0, inf), got an entry of eta equal to 0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="sgd"), "algorithm must be one of omd, nash_md, egpo, optimistic, hedge, spo, mnpo, nash_md_pg; got algorithm='sgd'"),
-    ("run_dynamics", dict(P=_GAME, algorithm="hedge", beta=0.1), "algorithm='hedge' has no reference term, so beta must be 0, got beta=0.1"),
-    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="hedge", beta=_f64(0.0, 0.2)), "so beta must be 0, got beta=[0.0, 0.2]"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", steps=-1), "steps must be an integer >= 0, got steps=-1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", samples=0), "samples must be an integer >= 1, got samples=0"),
-    ("run_dynamics", dict(P=_GAME, algorithm="mnpo", lambdas=[0.5, 0.6]), "lambdas must sum to 1"),
-    ("run_dynamics", dict(P=_GAME, algorithm="mnpo", lambda_=[1.0]), "algorithm='mnpo' takes no hyperparameter(s) lambda_; its hyperparameters: lambdas"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", lambdas=[1.0]), "algorithm='omd' takes no hyperparameter(s) lambdas"),
-    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", eta=torch.ones(3)), "eta must be a number or a [B] tensor, one value per run, with B = 2"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", eta=_f64(0.1, 0.2)), "with B = 1 (the games and policies are not batched: for a sweep, give P as [B, K, K])"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", beta=_f64(0.1)[:, None]), "got beta of shape (1, 1)"),
-    ("run_dynamics", dict(P=_GAME.expand(2, 3, 3), algorithm="omd", ref=_UNIFORM.expand(3, 3)), "P, ref disagree on the batch size: P has 2, ref has 3"),
-    ("run_dynamics", dict(P=_GAME, algorithm="omd", seed=-1), "seed must be an integer >= 0, got seed=-1"),
-    ("run_dynamics", dict(P=_GAME.long(), algorithm="omd"), "P must be a floating-point tensor, got dtype torch.int64"),
-    ("win_rates", dict(pi=_f64(0.5, 0.5), P=_GAME), "pi must have shape [K] or [B, K] with K = 3, got shape (2,)"),
-    ("best_response", dict(pi=_UNIFORM, P=_GAME, beta="0.1"), "beta must be a number (or a tensor of numbers), got str"),
-    ("sampled_win_rates", dict(pi=_UNIFORM[None], P=_GAME[None], n=2.5), "n must be an integer >= 1, got n=2.5"),
-    ("get_algorithm", dict(name="sgd"), "name must be one of"),
-    ("regularized_nash", dict(P=_GAME, ref=_UNIFORM, beta=0.0), "beta must be > 0"),
-    ("nash_equilibrium", dict(P=_GAME, method="simplex"), "method must be one of ipm, scipy; got method='simplex'"),
-    ("nash_equilibrium", dict(P=_GAME, tol=-1.0), "tol must be a finite number > 0, got tol=-1.0"),
-    ("regularized_nash", dict(P=_GAME, max_iter=2.5), "max_iter must be an integer >= 1, got max_iter=2.5"),
-    ("preference_matrix", dict(kind="tournament", K=4), "kind must be one of rps, cyclic, random, bt, mixture, embedding; got kind='tournament'"),
-    ("preference_matrix", dict(kind="bt", K=1), "K must be an integer >= 2, got K=1"),
-    ("preference_matrix", dict(kind="cyclic", K=4, scale=2.0), "kind='cyclic' takes no argument(s) scale; its parameters: margin"),
-    ("rps_game", dict(K=4), "the 'rps' game has K = 3 actions (rock, paper, scissors), got K=4"),
-    ("rps_game", dict(margins="abc"), "margins must be Tensor or list or tuple or ndarray, got str"),
-    ("rps_game", dict(dtype="float64"), "dtype must be one of torch.float64, torch.float32, torch.bfloat16, torch.float16; got dtype='float64'"),
-    ("random_game", dict(K=4, device="bogus"), "device must name a torch device, got device='bogus'"),
-    ("bt_game", dict(K=3, scores=[0.0, 1.0]), "scores must have shape [K] = (3,), got shape (2,)"),
-    ("cyclic_game", dict(K=5, margin=0.6), "margin must be in [0.0, 0.5], got margin=0.6"),
-    ("mixture_game", dict(K=3, scores=[[0.0, 1.0, 2.0]], weights=[0.5, 0.5]), "weights must hold one weight per group (G = 1), got shape (2,)"),
-    ("gpm_game", dict(K=4, dim=3), "dim must be even (2-d blocks), got dim=3"),
-    ("random_game", dict(K=4, seed=-2), "seed must be an integer >= 0, got seed=-2"),
-]
-
 # %% ../nbs/05_nash.ipynb #c7408415
+@door(lr=check_positive, beta=check_positive, K=is_int(1))
 def online_ipo_eta(lr: float,  # SGD learning rate on the online IPO loss (tabular logits, pairs uniform over the K actions)
                    beta: float,  # the loss's beta (the game's KL coefficient)
                    K: int,  # number of actions
                   ) -> float:  # the OMD step size eta that one SGD step equals
     "Mirror-descent step size of one SGD step on the online IPO loss: eta = 4 lr / (beta K)."
-    check_positive("lr", lr); check_positive("beta", beta); check_int("K", K, 1)
     # eta beta = 4 lr / K  (2 from the square, 2 from the two sides of the pair)
     return 4 * lr / (beta * K)

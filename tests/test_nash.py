@@ -11,6 +11,8 @@ import prefbench_lib.nash as nash
 from prefbench_lib.nash import (ALGORITHMS, best_response, duality_gap, nash_equilibrium, preference_matrix,
                                 regularized_nash, run_dynamics)
 
+from nash_tables import ARGUMENT_ERRORS  # the table of bad calls: the tests' data, not the module's API
+
 F64 = torch.float64
 
 
@@ -132,10 +134,10 @@ def test_frame_and_save(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text())["algorithm"] == "optimistic"
 
 
-@pytest.mark.parametrize("function,kwargs,message", nash.ARGUMENT_ERRORS,
-                         ids=[f"{i}-{fn}" for i, (fn, _, _) in enumerate(nash.ARGUMENT_ERRORS)])
+@pytest.mark.parametrize("function,kwargs,message", ARGUMENT_ERRORS,
+                         ids=[f"{i}-{fn}" for i, (fn, _, _) in enumerate(ARGUMENT_ERRORS)])
 def test_bad_inputs_raise_value_errors_naming_the_argument(function, kwargs, message):
-    "The table 05_nash checks too: each bad call raises a ValueError whose message contains the expected text."
+    "Each bad call in tests/nash_tables.py raises a ValueError whose message contains the expected text."
     with pytest.raises(ValueError) as e: getattr(nash, function)(**kwargs)
     assert message in str(e.value), str(e.value)
 
@@ -145,7 +147,7 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(function, kwargs, mes
 @given(K=st.integers(2, 12), seed=st.integers(0, 10**6))
 def test_every_game_is_a_valid_reproducible_preference_matrix(kind, K, seed):
     "Each constructor in GAMES, through the dispatcher: P + P^T = 1, a diagonal of 1/2, the same matrix for the same seed."
-    K = 3 if kind == "rps" else K
+    K = nash.GAMES[kind].K or K
     P = preference_matrix(kind, K, seed=seed)
     assert P.shape == (K, K) and torch.allclose(P + P.T, torch.ones(K, K, dtype=F64), atol=1e-12, rtol=0)
     assert torch.equal(torch.diagonal(P), torch.full((K,), 0.5, dtype=F64))
@@ -166,6 +168,7 @@ def test_run_dynamics_names_no_algorithm():
 
 
 def test_check_distribution_is_still_importable_from_nash():
+    "Re-exported on purpose: it lived in nash first."
     from prefbench_lib import core
     from prefbench_lib.nash import check_distribution
     assert check_distribution is core.check_distribution and "check_distribution" in nash.__all__
@@ -182,3 +185,77 @@ def test_reregistering_an_algorithm_replaces_it_and_a_clash_is_refused():
         with pytest.raises(ValueError, match="algorithm name 'omd' is already registered"):
             algorithm("omd")(omd_step)
     finally: ALGORITHMS["omd"] = before
+
+
+def test_test_tables_are_not_the_modules_api():
+    "Issue 25: the argument-error table and its fixtures live in tests/nash_tables.py, not in nash's __all__."
+    assert not {"ARGUMENT_ERRORS", "_GAME", "_NOT_A_GAME"} & set(nash.__all__)
+    assert not hasattr(nash, "ARGUMENT_ERRORS")
+
+
+def test_a_game_registered_after_import_is_used_by_the_lab():
+    "One cell, after import: a new @game gets the shared checks and tail, and preference_matrix and run_dynamics use it."
+    @nash.game("_tilted", tilt=nash.in_interval(0.0, 0.5))
+    def tilted(K: int, *, tilt: float = 0.25, seed: int = 0, dtype: torch.dtype = F64, device=None) -> torch.Tensor:
+        A = torch.zeros(K, K, dtype=F64); A[0, 1:] = tilt  # action 0 beats every other with 1/2 + tilt
+        return 0.5 + A - A.T
+    try:
+        P = preference_matrix("_tilted", 4, tilt=0.5, dtype=torch.float32)
+        assert P.dtype == torch.float32 and float(P[0, 3]) == 1.0 and float(P[3, 0]) == 0.0  # the tail: dtype, checked
+        assert nash.GAMES["_tilted"].parameters == ["seed", "tilt"]
+        with pytest.raises(ValueError, match=r"K must be an integer >= 2, got K=1"): tilted(1)  # shared checks, owned by @game
+        with pytest.raises(ValueError, match=r"seed must be an integer >= 0, got seed=-1"): preference_matrix("_tilted", 3, seed=-1)
+        with pytest.raises(ValueError, match=r"tilt must be in \[0.0, 0.5\], got tilt=0.7"): tilted(3, tilt=0.7)
+        with pytest.raises(ValueError, match="dtype must be one of"): tilted(3, dtype=torch.int32)
+        with pytest.raises(ValueError, match="takes no argument\\(s\\) margin"): preference_matrix("_tilted", 3, margin=0.1)
+        t = run_dynamics(preference_matrix("_tilted", 4), "hedge", eta=1.0, steps=400)  # transitive: the dynamics find action 0
+        assert float(t.policies[-1, 0]) > 0.99
+        assert torch.equal(nash_equilibrium(preference_matrix("_tilted", 4)), torch.tensor([1.0, 0, 0, 0], dtype=F64))
+    finally: del nash.GAMES["_tilted"]
+
+
+def test_a_nash_algorithm_registered_after_import_is_used_by_run_dynamics():
+    "One cell, after import: a new @algorithm with its own state and hyperparameter runs through run_dynamics, sweeps included."
+    from dataclasses import dataclass
+
+    @dataclass
+    class Every:
+        k: int  # move every k-th step
+        t: int = 0
+        @classmethod
+        def start(cls, G, k: int = 2): return cls(k)
+
+    @nash.algorithm("_lazy_hedge", start=Every.start, uses_reference=False)
+    def lazy_hedge(x, pi, G, state):
+        state.t += 1
+        # log pi_{t+1} = log pi_t + eta P pi_t + c, every k-th step
+        return nash._normalize(x + G.win(pi), G.floor) if state.t % state.k == 0 else x
+    try:
+        P = torch.stack([preference_matrix("random", 5, seed=s) for s in range(3)])
+        lazy = run_dynamics(P, "_lazy_hedge", eta=0.3, steps=20, k=2)
+        hedge = run_dynamics(P, "hedge", eta=0.3, steps=10)
+        torch.testing.assert_close(lazy.policies[:, ::2], hedge.policies, rtol=0, atol=1e-14)  # 2 lazy steps = 1 hedge step
+        assert lazy.config["k"] == 2 and lazy.config["algorithm"] == "_lazy_hedge"
+        with pytest.raises(ValueError, match="has no reference term"): run_dynamics(P[0], "_lazy_hedge", beta=0.1)
+    finally: del ALGORITHMS["_lazy_hedge"]
+
+
+def test_threads_are_the_loops_explicit_choice(monkeypatch):
+    "The solvers and preference models never set torch's thread count; run_dynamics sets it for its loop only, as asked."
+    import inspect
+    calls, real = [], torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n) or real(n))
+    P = preference_matrix("random", 40, seed=0)  # small: the old heuristic switched to one thread here
+    nash_equilibrium(P); regularized_nash(P, beta=0.1); u = torch.full((40,), 1 / 40, dtype=F64); best_response(u, P, beta=0.1); duality_gap(u, P)
+    nash.bt_preferences(torch.zeros(3, dtype=F64)); nash.gpm_preferences(torch.zeros(3, 2, dtype=F64))
+    assert calls == []
+    seen = []
+    nash.algorithm("_spy", uses_reference=False)(lambda x, pi, G, state: seen.append(torch.get_num_threads()) or x)
+    saved = torch.get_num_threads()
+    try:
+        real(2)
+        run_dynamics(P, "_spy", steps=1); run_dynamics(P, "_spy", steps=1, threads=None); run_dynamics(P, "_spy", steps=1, threads=2)
+        assert seen == [1, 2, 2] and torch.get_num_threads() == 2  # 1 by default, torch's own with None, restored after
+    finally:
+        del ALGORITHMS["_spy"]; real(saved)
+    assert "machine_busy" not in inspect.getsource(nash)
