@@ -24,7 +24,6 @@ from _common import interleaved_medians, stable_allocator  # noqa: E402
 from prefbench_lib import lm_train as L  # noqa: E402
 from prefbench_lib.core import machine_busy  # noqa: E402
 from prefbench_lib.lm_data import Language, build_tokenizer  # noqa: E402
-from prefbench_lib.losses import RunningMean  # noqa: E402
 from prefbench_lib.runs import RunDir  # noqa: E402
 
 
@@ -38,33 +37,37 @@ def main() -> None:
     if a.quick: a.hidden, a.layers, a.reps = 32, 1, 2
     print(stable_allocator()); torch.set_num_threads(1)
     print(f"threads: 1 on both sides; machine busy at start: {machine_busy()}")
-    cfg = L.TrainConfig(hidden_size=a.hidden, heads=max(1, a.hidden // 64), layers=a.layers, sft_steps=0, steps=10)
-    tok = build_tokenizer(Language())
+    # BCO: a loss whose running shift is part of the checkpointed state
+    cfg = L.TrainConfig(hidden_size=a.hidden, heads=max(1, a.hidden // 64), layers=a.layers, sft_steps=0, steps=10, loss_type=["bco"])
+    lang = Language()
+    tok, acc = build_tokenizer(lang), L._accelerator(cfg)
     model = L.build_model(cfg, tok)
-    opt = L._adamw(model.parameters(), 1e-3)
+    opt = L._optimizer("adamw", model.parameters(), 1e-3)
     for q in model.parameters(): q.grad = torch.randn_like(q) * 1e-3
     opt.step()  # the optimizer holds its two moments, as in a run
-    batches, state, rows = L.Batches(1000, 32, 0), {"bco_shift": RunningMean()}, [{"step": s, "loss": 0.5} for s in range(1, 11)]
-    batches.next()
     root = Path(tempfile.mkdtemp(prefix="prefbench-ckpt-"))
     ours, plain = RunDir(root / "ours"), root / "plain"
     ours.path.mkdir(); plain.mkdir()
+    run = L.Run(cfg, tok, lang, acc, ours, policy=model, opt=opt, batches=L.Batches(1000, 32, 0),
+                rows=[{"step": s, "loss": 0.5} for s in range(1, 11)])
+    run.batches.next()
 
-    def save_ours(): L._save_checkpoint(ours, 10, model, None, opt, batches, state, rows, cfg)
+    def save_ours(): L._save_checkpoint(run, 10)
 
     def save_plain():  # what a trainer without the guarantees writes: pickles, no flush to disk, no manifest
         tmp, d = plain / "step_000010.tmp", plain / "step_000010"
         shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
         model.save_pretrained(tmp / "policy", safe_serialization=True)
         torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        torch.save({"step": 10, "rng": L._rng_state(), "batches": batches.state(), "family": state}, tmp / "state.pt")
+        torch.save({"step": 10, "rng": L._rng_state(), "batches": run.batches.state(), "family": run.state}, tmp / "state.pt")
         os.replace(tmp, d)
 
     save_ours(); save_plain()
     other = L.build_model(cfg, tok)
-    opt2 = L._adamw(other.parameters(), 1e-3)
+    opt2 = L._optimizer("adamw", other.parameters(), 1e-3)
+    run2 = L.Run(cfg, tok, lang, acc, ours, policy=other, opt=opt2, batches=L.Batches(1000, 32, 0))
 
-    def resume_ours(): ours.resume(lambda ck: L._restore(ck, other, None, opt2, L.Batches(1000, 32, 0), {"bco_shift": RunningMean()}, cfg), L._required(cfg))
+    def resume_ours(): ours.resume(lambda ck: L._restore(run2, ck), L._required(cfg))
 
     def resume_plain():
         d = plain / "step_000010"

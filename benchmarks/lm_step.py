@@ -87,33 +87,31 @@ def perturb(model, seed: int = 2, scale: float = 0.05):
 # ---------------------------------------------------------------- prefbench
 
 class Prefbench:
-    "prefbench's offline preference stage: policy and reference from the saved directory, cached reference log-probs."
+    "prefbench's offline preference stage: policy and reference from the saved directory, cached reference log-probs, one `lm_train.Run`."
     def __init__(self, cfg, d: Path, P, Cc, Cr, pad: int, dev):
+        from types import SimpleNamespace
+        from accelerate import Accelerator
         from transformers import AutoModelForCausalLM
-        from prefbench_lib.lm_train import Batches, _logps_of
+        from prefbench_lib.lm_train import Batches, Examples, Reading, Run, _logps_of, _optimizer
         load = lambda: AutoModelForCausalLM.from_pretrained(d, local_files_only=True).to(dev)
         self.cfg, self.P, self.Cc, self.Cr, self.pad, self.dev = cfg, P, Cc, Cr, pad, dev
         self.reference, self.policy = load().eval(), load().train()
         for p in self.reference.parameters(): p.requires_grad_(False)
         sync(dev); t0 = time.perf_counter()  # the one-off reference pass, as `train` does it before the first step
-        self.ref = (_logps_of(self.reference, P, Cc, pad, dev), _logps_of(self.reference, P, Cr, pad, dev))
+        self.ref = (_logps_of(self.reference, P, Cc, pad), _logps_of(self.reference, P, Cr, pad))
         sync(dev); self.precompute_s = time.perf_counter() - t0
-        from accelerate import Accelerator
-        from prefbench_lib.lm_train import FAMILIES, Examples, _adamw
-        self.opt = _adamw(self.policy.parameters(), cfg.lr)  # as `train` makes it (fused AdamW where torch has one)
-        self.batches = Batches(len(P), cfg.batch_size, cfg.seed)
-        self.acc, self.fam = Accelerator(cpu=dev.type == "cpu"), FAMILIES["pairs"]
-        self.ex = Examples(P, [[c, r] for c, r in zip(Cc, Cr)], {})
-        self.cache = {"logps": torch.stack(self.ref, 1)}  # [n, 2], the layout `train` caches
+        self.run = Run(cfg, SimpleNamespace(pad_token_id=pad), None, Accelerator(cpu=dev.type == "cpu"), policy=self.policy,
+                       reference=self.reference, opt=_optimizer(cfg.optimizer, self.policy.parameters(), cfg.lr),  # as `train` makes it (fused where torch has one)
+                       batches=Batches(len(P), cfg.batch_size, cfg.seed), examples=Examples(P, [[c, r] for c, r in zip(Cc, Cr)], {}),
+                       cache=Reading(torch.stack(self.ref, 1)))  # [n, 2], the reading `train` caches
 
     def step(self) -> dict:
-        "One step exactly as `train` takes it: `lm_train.train_step` on the batch `train` would draw, on one thread on CPU."
+        "One step exactly as `train` takes it: `lm_train.train_step` on the batch `train` would draw from its source, on one thread on CPU."
         from prefbench_lib.core import one_thread
-        from prefbench_lib.lm_train import train_step
-        idx = self.batches.next().tolist()
+        from prefbench_lib.lm_train import SOURCES, train_step
+        idx = self.run.batches.next().tolist()
         with one_thread(self.dev.type == "cpu"):
-            return train_step(self.cfg, self.fam, self.policy, self.reference, self.opt, self.acc, self.ex.take(idx),
-                              {k: v[idx] for k, v in self.cache.items()}, {}, self.pad)
+            return train_step(self.run, *SOURCES[self.cfg.mode].batch(self.run, idx))
 
 
 # ---------------------------------------------------------------- TRL
@@ -178,7 +176,7 @@ class Stepper:
 
 def check_losses(pb: Prefbench, trainers: dict, tok, P, Cc, Cr) -> float:
     "Largest |TRL loss - prefbench loss| on each TRL trainer's first batch; asserts equal tokenisation and reference log-probs."
-    from prefbench_lib.lm_train import Batch, batch_logps, preference_loss
+    from prefbench_lib.lm_train import Batch, PairLogps, batch_logps, preference_loss
     key = lambda p, c: tuple(torch.cat([p, c]).tolist())
     where = {}
     for i in range(len(P)): where.setdefault((key(P[i], Cc[i]), key(P[i], Cr[i])), i)
@@ -201,7 +199,7 @@ def check_losses(pb: Prefbench, trainers: dict, tok, P, Cc, Cr) -> float:
         rows = [where[(tuple(ids[j][ids[j] != tok.pad_token_id].tolist()), tuple(ids[B + j][ids[B + j] != tok.pad_token_id].tolist()))] for j in range(B)]
         with torch.no_grad(): pc, pr = batch_logps(pb.policy, b).chunk(2)
         n = m.sum(1).float().to(pb.dev)
-        ours = float(preference_loss(pb.cfg, pc, pr, pb.ref[0][rows].to(pb.dev), pb.ref[1][rows].to(pb.dev), *n.chunk(2)).loss)
+        ours = float(preference_loss(pb.cfg, PairLogps(pc, pr, pb.ref[0][rows].to(pb.dev), pb.ref[1][rows].to(pb.dev)), *n.chunk(2)).loss)
         print(f"loss check ({name} first batch, {B} pairs): TRL {trl_loss:.7f}, prefbench {ours:.7f}, |difference| {abs(trl_loss - ours):.1e}")
         worst = max(worst, abs(trl_loss - ours))
     return worst
@@ -317,7 +315,7 @@ def main():
             print(f"TRL gradient checkpointing (in train()): default {gc_on['trl']}, precomputed {gc_on['trl_precomputed']}; "
                   f"TRL optimizer {type(steppers['trl'].trainer.optimizer).__name__} "
                   f"(fused={steppers['trl'].trainer.optimizer.defaults.get('fused')}), max_grad_norm {steppers['trl'].trainer.args.max_grad_norm}; "
-                  f"prefbench fused AdamW (lm_train._adamw), one intra-op thread on CPU as `train` runs, no clipping")
+                  f"prefbench fused AdamW (lm_train._optimizer), one intra-op thread on CPU as `train` runs, no clipping")
             print(f"one-off reference pass over {a.pairs} pairs: prefbench {pb.precompute_s * 1e3:.1f} ms, "
                   f"TRL precompute_ref_log_probs {steppers['trl_precomputed'].trainer.precompute_s * 1e3:.1f} ms")
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import json
 import math
 import random
 import tomllib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -22,129 +23,108 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (check_choice, check_fits, check_in_interval, check_int, check_lengths, check_logps, check_positive, check_same_shape,
-                                check_texts, check_type, completion_lengths, one_thread, sequence_logps, value_checks,
-                                value_checks_enabled)
-from .listwise import LIST_LOSSES
+from .core import (OPTIMIZERS, check_choice, check_fits, check_in_interval, check_int, check_lengths, check_logps, check_positive, check_same_shape,
+                                check_texts, check_type, completion_lengths, door, in_interval, is_a, is_int, one_of, one_thread, optional,
+                                register, sequence_logps, value_checks, value_checks_enabled)
+from .listwise import LIST_LOSSES, tpo_loss
 from .runs import RunDir, RunWarning, commit_dir, load_tree, save_tree, verify
-from .losses import F_DIVERGENCES, LOSSES, LossOutput, Pair, RunningMean, loss_mixture, bco_loss, get_loss, kto_kl_ref_point, kto_loss, loss_hyperparameters
+from .losses import (F_DIVERGENCES, LOSSES, TERMS, LossOutput, Pair, RunningMean, apo_zero_unpaired_loss, bco_loss,
+                                  kto_kl_ref_point, kto_loss, loss_mixture)
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'MODES', 'LOSS_KINDS', 'FAMILIES', 'REFERENCE_FILES', 'CHECKPOINT_FILES', 'TrainConfig', 'load_config',
-           'build_model', 'encode', 'Batch', 'collate', 'batch_logps', 'StepLoss', 'preference_loss', 'pair_metrics',
-           'Examples', 'Family', 'family_of', 'sample', 'Batches', 'train_step', 'train']
+__all__ = ['MODEL_KINDS', 'SOURCES', 'UNPAIRED', 'LISTS', 'LOSS_KINDS', 'FAMILIES', 'REFERENCE_FILES', 'CHECKPOINT_FILES',
+           'ModelKind', 'ModelConfig', 'Source', 'DataConfig', 'UnpairedLoss', 'ListLoss', 'LossKind', 'LossConfig',
+           'OptimConfig', 'RunConfig', 'TrainConfig', 'load_config', 'build_model', 'encode', 'Batch', 'collate',
+           'batch_logps', 'PairLogps', 'StepLoss', 'preference_loss', 'pair_metrics', 'Examples', 'Reading', 'Family',
+           'family_of', 'PairValues', 'UnpairedValues', 'ListValues', 'Run', 'sample', 'Batches', 'train_step', 'train']
 
-# %% ../nbs/09_lm_train.ipynb #8cfbb7e1
-MODEL_KINDS = ("llama", "gpt2")  # models built from a transformers config; anything else must be a local directory
-MODES = ("offline", "on_policy")
+# %% ../nbs/09_lm_train.ipynb #cf900001
+def _check_fields(part,  # a config part
+                  **checks: Callable,  # field -> door check(name, value), e.g. core.is_int(1)
+                 ) -> None:
+    "Run each field's door check on `part`; the first that fails raises a ValueError naming the field."
+    for k, check in checks.items(): check(k, getattr(part, k))
 
+# %% ../nbs/09_lm_train.ipynb #cf900004
+@dataclass(frozen=True)
+class ModelKind:
+    "A model built from a transformers config: how to build it, and a lower bound on its parameter count."
+    build: Callable[..., torch.nn.Module]  # (cfg with hidden_size/layers/heads, tokenizer) -> a fresh causal LM
+    parameters: Callable[..., int]  # (h, layers, vocab=64) -> parameters, a lower bound (biases and norms left out)
+
+def _special_ids(tokenizer) -> dict:
+    return dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+
+def _llama(cfg, tokenizer) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=4 * cfg.hidden_size,
+                                        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                                        max_position_embeddings=128, tie_word_embeddings=False, attention_dropout=0.0, **_special_ids(tokenizer)))
+
+def _gpt2(cfg, tokenizer) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=cfg.hidden_size, n_layer=cfg.layers,
+                                      n_head=cfg.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **_special_ids(tokenizer)))
+
+MODEL_KINDS: dict[str, ModelKind] = {
+    # llama: q, k, v, o (4 h^2) and a gated MLP of width 4h (3 * 4 h^2) per block; untied input and output embeddings
+    "llama": ModelKind(_llama, lambda h, layers, vocab=64: layers * 16 * h * h + 2 * vocab * h),
+    # gpt2: attention (4 h^2) and an MLP of width 4h (2 * 4 h^2) per block; tied embeddings plus 128 positions
+    "gpt2": ModelKind(_gpt2, lambda h, layers, vocab=64: layers * 12 * h * h + (vocab + 128) * h)}
+
+# %% ../nbs/09_lm_train.ipynb #cf900006
 @dataclass
-class TrainConfig:
-    "Everything a tiny-LM run reads: model, task, SFT stage, preference stage. Checked when made."
-    # the model
-    model: str = "llama"  # "llama" or "gpt2" (a tiny model built from a transformers config), or a local from_pretrained directory
+class ModelConfig:
+    "The model part: a tiny model built from a transformers config, or a local from_pretrained directory. Checks itself."
+    model: str = "llama"  # a key of MODEL_KINDS ("llama", "gpt2": built from a transformers config), or a local from_pretrained directory
     hidden_size: int = 64  # width of a model built from a config
     layers: int = 2  # transformer blocks of a model built from a config
     heads: int = 4  # attention heads of a model built from a config
-    # the task (08_lm_data)
+
+    def __post_init__(self):
+        _check_fields(self, model=is_a(str), hidden_size=is_int(1), layers=is_int(1), heads=is_int(1))
+        kind = MODEL_KINDS.get(self.model)
+        if kind is None and not (Path(self.model) / "config.json").is_file():
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)} or a local directory with from_pretrained weights (config.json), got model={self.model!r}")
+        if self.hidden_size % self.heads: raise ValueError(f"hidden_size must be a multiple of heads ({self.heads}), got hidden_size={self.hidden_size}")
+        if kind is not None:  # policy and reference weights, gradients and AdamW's two moments, float32: 5 x 4 bytes a parameter
+            check_fits(20 * kind.parameters(self.hidden_size, self.layers), hidden_size=self.hidden_size, layers=self.layers)
+
+# %% ../nbs/09_lm_train.ipynb #cf900009
+@dataclass(frozen=True)
+class Source:
+    "Where a preference step's examples come from (a `mode`)."
+    prepare: Callable[..., int]  # (run) -> how many items the batches draw from; sets up what `batch` reads
+    batch: Callable[..., tuple]  # (run, idx) -> (this process's Examples, their cached reference Reading, or None: read live)
+    sampled: bool = False  # drawn from the current policy every step: only for loss kinds that can build examples from samples
+
+SOURCES: dict[str, Source] = {  # the stages are defined under Training (looked up when a run calls them)
+    "offline": Source(lambda run: _offline_prepare(run), lambda run, idx: _offline_batch(run, idx)),
+    "on_policy": Source(lambda run: _pool_prepare(run), lambda run, idx: _on_policy_batch(run, idx), sampled=True)}
+
+# %% ../nbs/09_lm_train.ipynb #cf900011
+@dataclass
+class DataConfig:
+    "The data part: the task (08_lm_data) and its synthetic data's sizes, or a local preference file; where examples come from. Checks itself."
     reward: str = "rare_peak"  # a key of lm_data.REWARDS: the true reward that labels pairs and scores samples
     language: dict = field(default_factory=dict)  # lm_data.Language fields, e.g. {"n_symbols": 20}; {}: its defaults
     data: str | None = None  # a local preference file (JSONL or parquet, TRL's format); None: synthetic pairs
     sft_examples: int = 2000  # synthetic SFT examples
     pairs: int = 2000  # synthetic preference pairs (offline mode)
     candidates: int = 4  # completions drawn per prompt to make a synthetic pair: the best and worst by true reward
-    # the SFT stage: its result is the reference
-    sft_steps: int = 300  # SFT optimizer steps (0: no SFT; the initial model is the reference)
-    sft_lr: float = 3e-3  # SFT learning rate (AdamW)
-    # the preference stage
-    loss_type: list = field(default_factory=lambda: ["sigmoid"])  # names of one kind in LOSS_KINDS: pairwise (LOSSES and "sft", combinable, TRL's loss_type), unpaired (kto, bco) or listwise (listmle, lipo_lambda, tpo)
-    loss_weights: list | None = None  # one weight per loss_type entry (TRL's loss_weights); None: all 1
-    beta: float = 0.1  # beta > 0 of every loss
-    loss_kwargs: dict = field(default_factory=dict)  # the losses' own hyperparameters, e.g. {"gamma": 0.5} for simpo
-    f_divergence_type: str = "reverse_kl"  # pairwise losses: the f-divergence the log-ratios go through (TRL's name; see losses.F_DIVERGENCES)
-    f_alpha_divergence_coef: float = 0.5  # a, for f_divergence_type="alpha_divergence" (TRL's name and default)
-    steps: int = 200  # preference optimizer steps
-    lr: float = 1e-3  # preference learning rate (AdamW)
-    batch_size: int = 32  # pairs per global batch, split across processes
-    mode: str = "offline"  # "offline": the dataset's pairs; "on_policy": pairs sampled from the current policy every step
+    mode: str = "offline"  # a key of SOURCES: "offline", the dataset's examples; "on_policy", pairs sampled from the current policy every step
     samples: int = 4  # on_policy: completions sampled per prompt; the best and worst by true reward make the pair
     max_new_tokens: int = 10  # sampling length limit (on_policy and evaluation)
-    sync_ref_model: bool = False  # TR-DPO: update the reference during training
-    ref_model_mixup_alpha: float = 0.6  # TR-DPO alpha in (0, 1]: theta_ref <- alpha theta + (1 - alpha) theta_ref (1: hard sync)
-    ref_model_sync_steps: int = 64  # TR-DPO tau: steps between reference updates
-    eval_every: int = 50  # steps between evaluations (true reward of samples, KL estimate); 0: only at the end
-    eval_prompts: int = 64  # prompts sampled at each evaluation
-    checkpoint_every: int = 50  # steps between checkpoints; 0: only at the end
-    seed: int = 0  # seeds data, initialisation, batches and sampling
-    bf16: bool | None = None  # bf16 autocast; None: on when the device is a GPU
 
     def __post_init__(self):
-        if isinstance(check_type("loss_type", self.loss_type, (str, list, tuple)), str): self.loss_type = [self.loss_type]
-        self.loss_type = list(self.loss_type)
-        if not self.loss_type: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
-        for name in self.loss_type: check_choice("loss_type", name, [n for names in LOSS_KINDS.values() for n in names])
-        same = [(a, b) for i, b in enumerate(self.loss_type) for a in self.loss_type[:i] if LOSSES.get(a, a) is LOSSES.get(b, b)]
-        if same: raise ValueError(f"loss_type counts one loss twice ({same[0][0]!r} and {same[0][1]!r} are the same loss), got loss_type={self.loss_type}")
-        kinds = sorted({_loss_kind(n) for n in self.loss_type})
-        if len(kinds) > 1: raise ValueError(f"loss_type mixes losses of different kinds ({', '.join(kinds)}), got loss_type={self.loss_type}; "
-                                            "only pairwise losses and 'sft' combine")
-        if kinds[0] != "pairs" and self.mode != "offline":
-            raise ValueError(f"mode='{self.mode}' samples pairs, so it needs pairwise losses, got loss_type={self.loss_type}")
-        if check_type("loss_weights", self.loss_weights, (list, tuple, type(None))) is not None:
-            if len(self.loss_weights) != len(self.loss_type):
-                raise ValueError(f"loss_weights must have one weight per loss_type entry ({len(self.loss_type)}), got loss_weights={self.loss_weights}")
-            self.loss_weights = [float(check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")) for w in self.loss_weights]
-        check_type("model", self.model, str); check_type("data", self.data, (str, type(None)))
-        check_type("sync_ref_model", self.sync_ref_model, bool); check_type("bf16", self.bf16, (bool, type(None)))
-        if self.model not in MODEL_KINDS and not (Path(self.model) / "config.json").is_file():
-            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)} or a local directory with from_pretrained weights (config.json), got model={self.model!r}")
-        for k in ("hidden_size", "layers", "heads", "sft_examples", "pairs", "steps", "batch_size", "max_new_tokens", "ref_model_sync_steps", "eval_prompts"):
-            check_int(k, getattr(self, k), 1)
-        for k in ("sft_steps", "eval_every", "checkpoint_every", "seed"): check_int(k, getattr(self, k), 0)
-        check_int("candidates", self.candidates, 2); check_int("samples", self.samples, 2)
-        if self.hidden_size % self.heads: raise ValueError(f"hidden_size must be a multiple of heads ({self.heads}), got hidden_size={self.hidden_size}")
-        if self.model in MODEL_KINDS:  # policy and reference weights, gradients and AdamW's two moments, float32: 5 x 4 bytes a parameter
-            check_fits(20 * _parameters(self.model, self.hidden_size, self.layers), hidden_size=self.hidden_size, layers=self.layers)
-        for k in ("beta", "lr", "sft_lr"): check_positive(k, getattr(self, k))
-        check_in_interval("ref_model_mixup_alpha", self.ref_model_mixup_alpha, 0.0, 1.0, closed="right")
-        check_choice("mode", self.mode, MODES)
-        from prefbench_lib.lm_data import REWARDS  # the lab's own data module
-        check_choice("reward", self.reward, REWARDS)
+        from prefbench_lib.lm_data import REWARDS, _SUFFIXES  # the lab's own data module: its rewards and file formats
+        _check_fields(self, reward=one_of(REWARDS), data=optional(is_a(str)), sft_examples=is_int(1), pairs=is_int(1), candidates=is_int(2),
+                      mode=one_of(SOURCES), samples=is_int(2), max_new_tokens=is_int(1))
         _language(self.language)  # the lab's Language accepts these fields
-        if self.data is not None:
-            from prefbench_lib.lm_data import _SUFFIXES  # the file formats read_dataset reads
-            if Path(self.data).suffix not in _SUFFIXES: raise ValueError(f"data must be a {', '.join(_SUFFIXES)} file (TRL's formats), got data={self.data!r}")
-            if not Path(self.data).is_file(): raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
-        _loss_kwargs(self.loss_type, check_type("loss_kwargs", self.loss_kwargs, dict))  # every key belongs to a chosen loss and lies in its range
-        check_choice("f_divergence_type", self.f_divergence_type, F_DIVERGENCES)
-        check_in_interval("f_alpha_divergence_coef", self.f_alpha_divergence_coef, -math.inf, math.inf, closed="neither")
-        if self.f_divergence_type != "reverse_kl" and (kinds[0] != "pairs" or any(n != "sft" and not LOSSES[n].f_divergence for n in self.loss_type)):
-            raise ValueError(f"f_divergence_type={self.f_divergence_type!r} needs pairwise losses that read the log-ratios, got loss_type={self.loss_type}")
-
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
-
-    @classmethod
-    def fields(cls) -> dict[str, str]:
-        "Every field and its documentation (for `prefbench train --help` and error messages)."
-        from fastcore.docments import docments
-        return {k: v or "" for k, v in docments(cls).items() if k != "return"}
-
-LOSS_KINDS: dict[str, tuple[str, ...]] = {  # the losses the trainer runs, by the data they read
-    "pairs": ("sft", *sorted(LOSSES)),  # prompt / chosen / rejected; "sft" is the chosen token-averaged NLL
-    "unpaired": ("kto", "bco"),  # prompt / completion / label
-    "lists": tuple(sorted(LIST_LOSSES)),  # prompt / completions / scores (/ steps)
-}
-# hyperparameters of the losses outside LOSSES: name -> (low, high, closed); None: a flag
-_OTHER_HPARAMS = {"kto": {"desirable_weight": (0.0, math.inf, "neither"), "undesirable_weight": (0.0, math.inf, "neither")},
-                  "tpo": {"adaptive_step_rewards": None}}
-
-def _parameters(kind: str, h: int, layers: int, vocab: int = 64, positions: int = 128) -> int:
-    "Parameters of a model built from a config (a lower bound: biases and norms left out; the lab's vocabularies are under 64 tokens)."
-    # llama: q, k, v, o (4 h^2) and a gated MLP of width 4h (3 * 4 h^2) per block; untied input and output embeddings
-    # gpt2: attention (4 h^2) and an MLP of width 4h (2 * 4 h^2) per block; tied embeddings plus positions
-    return layers * 16 * h * h + 2 * vocab * h if kind == "llama" else layers * 12 * h * h + (vocab + positions) * h
-
-def _loss_kind(name: str) -> str: return next(k for k, names in LOSS_KINDS.items() if name in names)
+        if self.data is not None and Path(self.data).suffix not in _SUFFIXES:
+            raise ValueError(f"data must be a {', '.join(_SUFFIXES)} file (TRL's formats), got data={self.data!r}")
+        if self.data is not None and not Path(self.data).is_file():
+            raise ValueError(f"data must be a local JSONL or parquet file, got data={self.data!r} (no such file)")
 
 def _language(fields: dict):
     "The run's lm_data.Language from the config's `language` fields; an unknown field or a bad value is refused by name."
@@ -154,29 +134,151 @@ def _language(fields: dict):
         raise ValueError(f"language has unknown field(s) {', '.join(map(str, unknown))}; Language's fields are: {', '.join(sorted(known))}")
     return Language(**fields)
 
-def _hyperparameters(name: str) -> dict[str, tuple | None]:
-    "A loss's own hyperparameters and their ranges."
-    if name in LOSSES: return {h.name: (h.low, h.high, h.closed) for h in loss_hyperparameters(name)}
-    return _OTHER_HPARAMS.get(name, {})
+# %% ../nbs/09_lm_train.ipynb #cf900014
+@dataclass(frozen=True)
+class UnpairedLoss:
+    "An unpaired loss the trainer runs, and the one per-batch value it takes from the trainer, if any (KTO's z_0, BCO's delta)."
+    fn: Callable[..., LossOutput]  # (policy_logps, ref_logps, desirable, *, beta, ...) with declared ranges (losses.declare_ranges)
+    keyword: str | None = None  # the keyword the trainer supplies at every batch, e.g. "kl_ref_point"; None: none
+    value: Callable[..., Any] | None = None  # (run, batch, policy_logps [n], ref_logps [n]) -> that keyword's value
+    metric: str | None = None  # the name the value is logged under, e.g. "kl"
+    start: Callable[[], Any] = lambda: None  # the state it carries across steps (checkpointed), e.g. BCO's RunningMean
 
-def _loss_kwargs(names: list[str], kwargs: dict) -> dict[str, dict]:
-    "Each loss's own hyperparameters out of `kwargs`, range-checked; a key no chosen loss takes is refused by name."
-    out, used = {}, set()
-    for name in names:
-        hps = _hyperparameters(name)
-        out[name] = {k: v for k, v in kwargs.items() if k in hps}
-        for k, v in out[name].items():
-            if hps[k] is None:
-                if not isinstance(v, bool): raise ValueError(f"loss_kwargs {k} must be true or false, got {k}={v!r}")
-                continue
-            low, high, closed = hps[k]
-            if v is not None and (low is not None or high is not None):
-                check_in_interval(k, v, -math.inf if low is None else low, math.inf if high is None else high, closed=closed)
-        used |= set(out[name])
-    if set(kwargs) - used:
-        raise ValueError(f"loss_kwargs {sorted(set(kwargs) - used)} belong to none of loss_type={names}; "
-                         f"they take: {sorted(k for n in names for k in _hyperparameters(n)) or 'nothing'}")
-    return out
+@dataclass(frozen=True)
+class ListLoss:
+    "A listwise loss the trainer runs, and what it reads of the models' readings."
+    fn: Callable  # listwise's (policy, ref, scores, *, beta, ...) -> ListLossOutput
+    steps: bool = False  # reads per-step log-probs [n, K, S]: the completions' step indices are tokenised too
+    options: dict = field(default_factory=dict)  # trainer options a config may set in loss_kwargs: name -> door check
+    inputs: Callable[..., tuple] = lambda pol, ref: (pol.logps, ref.logps, {})  # (policy Reading, ref Reading, **options) -> (policy, ref, kwargs)
+
+UNPAIRED: dict[str, UnpairedLoss] = {}  # registered under "Unpaired", below
+LISTS: dict[str, ListLoss] = {}  # listwise losses that read more than sequence log-probs (TPO), registered under "Lists"
+
+# %% ../nbs/09_lm_train.ipynb #cf900016
+@dataclass(frozen=True)
+class LossKind:
+    "A kind of loss, by the data it reads: where its losses are registered, the hyperparameters each declares, how they combine."
+    data: str  # the lm_data dataset kind its losses train on: "preference", "unpaired" or "ranked"
+    losses: Callable[[], Mapping[str, Any]]  # name -> registered entry, read when asked (a registry may grow after import)
+    ranges: Callable[[Any], Mapping[str, Callable]]  # entry -> {hyperparameter: door check} a config may set in loss_kwargs
+    combines: bool = False  # several of its losses train together as a weighted sum (TRL's loss_type list)
+    sampled: bool = False  # its examples can be sampled from the policy (mode="on_policy")
+
+def _declared(fn: Callable, skip: tuple = ()) -> dict[str, Callable]:
+    "The hyperparameters a loss declares (its `ranges`) as door checks; None passes where the loss's own default is None (it picks)."
+    params = inspect.signature(fn).parameters
+    return {k: optional(iv.check) if params[k].default is None else iv.check for k, iv in fn.ranges.items() if k not in skip}
+
+LOSS_KINDS: dict[str, LossKind] = {  # the losses the trainer runs, by the data they read
+    "pairs": LossKind("preference", lambda: {**TERMS, **LOSSES}, _declared, combines=True, sampled=True),  # "sft": the chosen token-averaged NLL
+    "unpaired": LossKind("unpaired", lambda: UNPAIRED, lambda e: _declared(e.fn, skip=(e.keyword,))),  # prompt / completion / label
+    "lists": LossKind("ranked", lambda: {**{n: ListLoss(f) for n, f in LIST_LOSSES.items()}, **LISTS}, lambda e: e.options)}  # prompt / completions / scores
+
+# %% ../nbs/09_lm_train.ipynb #cf900018
+def _loss_kind(names: list) -> str:
+    "The kind of the named losses: each one registered, none twice (an alias counts), all of one kind, several only where they combine."
+    known = {n: k for k, kind in LOSS_KINDS.items() for n in kind.losses()}
+    for n in names: check_choice("loss_type", n, known)
+    kinds = sorted({known[n] for n in names})
+    if len(kinds) > 1: raise ValueError(f"loss_type mixes losses of different kinds ({', '.join(kinds)}), got loss_type={names}; only pairwise losses and 'sft' combine")
+    entries = LOSS_KINDS[kinds[0]].losses()
+    same = [(a, b) for i, b in enumerate(names) for a in names[:i] if entries[a] == entries[b]]
+    if same: raise ValueError(f"loss_type counts one loss twice ({same[0][0]!r} and {same[0][1]!r} are the same loss), got loss_type={names}")
+    if len(names) > 1 and not LOSS_KINDS[kinds[0]].combines:
+        raise ValueError(f"loss_type names {len(names)} {kinds[0]} losses, which do not combine; only pairwise losses and 'sft' combine, got loss_type={names}")
+    return kinds[0]
+
+# %% ../nbs/09_lm_train.ipynb #cf900020
+def _loss_kwargs(names: list, kwargs: dict) -> dict:
+    "The keys of `kwargs` the named losses declare, each checked against its declared range; a key none of them takes is refused by name."
+    kind = LOSS_KINDS[_loss_kind(names)]
+    ranges = {k: check for n in names for k, check in kind.ranges(kind.losses()[n]).items()}
+    if unknown := sorted(set(check_type("loss_kwargs", kwargs, dict)) - set(ranges)):
+        raise ValueError(f"loss_kwargs {unknown} belong to none of loss_type={names}; they take: {sorted(ranges) or 'nothing'}")
+    return {k: ranges[k](k, v) for k, v in kwargs.items()}
+
+# %% ../nbs/09_lm_train.ipynb #cf900022
+@dataclass
+class LossConfig:
+    "The loss part: the losses, their weights and hyperparameters, and how the reference moves (TR-DPO). Checks itself."
+    loss_type: list = field(default_factory=lambda: ["sigmoid"])  # registered loss names of one kind in LOSS_KINDS: pairwise (LOSSES and "sft", combinable, TRL's loss_type), unpaired (kto, bco, ...) or listwise (listmle, lipo_lambda, tpo)
+    loss_weights: list | None = None  # one weight per loss_type entry (TRL's loss_weights); None: all 1
+    beta: float = 0.1  # beta > 0 of every loss
+    loss_kwargs: dict = field(default_factory=dict)  # the losses' own hyperparameters, e.g. {"gamma": 0.5} for simpo, checked against the ranges they declare
+    f_divergence_type: str = "reverse_kl"  # pairwise losses: the f-divergence the log-ratios go through (TRL's name; see losses.F_DIVERGENCES)
+    f_alpha_divergence_coef: float = 0.5  # a, for f_divergence_type="alpha_divergence" (TRL's name and default)
+    sync_ref_model: bool = False  # TR-DPO: update the reference during training
+    ref_model_mixup_alpha: float = 0.6  # TR-DPO alpha in (0, 1]: theta_ref <- alpha theta + (1 - alpha) theta_ref (1: hard sync)
+    ref_model_sync_steps: int = 64  # TR-DPO tau: steps between reference updates
+
+    def __post_init__(self):
+        if isinstance(check_type("loss_type", self.loss_type, (str, list, tuple)), str): self.loss_type = [self.loss_type]
+        self.loss_type = list(self.loss_type)
+        if not self.loss_type: raise ValueError("loss_type must name at least one loss, got loss_type=[]")
+        _check_fields(self, loss_weights=optional(is_a(list, tuple)), beta=check_positive, f_divergence_type=one_of(F_DIVERGENCES),
+                      f_alpha_divergence_coef=in_interval(-math.inf, math.inf, "neither"), sync_ref_model=is_a(bool),
+                      ref_model_mixup_alpha=in_interval(0.0, 1.0, "right"), ref_model_sync_steps=is_int(1))
+        _loss_kwargs(self.loss_type, self.loss_kwargs)  # every key belongs to a chosen loss and lies in its declared range
+        if self.loss_weights is not None:
+            if len(self.loss_weights) != len(self.loss_type):
+                raise ValueError(f"loss_weights must have one weight per loss_type entry ({len(self.loss_type)}), got loss_weights={self.loss_weights}")
+            self.loss_weights = [float(check_in_interval("loss_weights", w, 0.0, math.inf, closed="left")) for w in self.loss_weights]
+        kind = LOSS_KINDS[_loss_kind(self.loss_type)]
+        if self.f_divergence_type != "reverse_kl" and not all(getattr(kind.losses()[n], "f_divergence", False) for n in self.loss_type):
+            raise ValueError(f"f_divergence_type={self.f_divergence_type!r} needs pairwise losses that read the log-ratios, got loss_type={self.loss_type}")
+
+# %% ../nbs/09_lm_train.ipynb #cf900024
+def _model_optimizer(name: str, value: str) -> str:
+    "A door check: a registered optimizer with a torch class for a model's parameters (core.OPTIMIZERS entries with a torch_class)."
+    return check_choice(name, value, [k for k, o in OPTIMIZERS.items() if o.torch_class is not None])
+
+@dataclass
+class OptimConfig:
+    "The optimisation part: the optimizer, and the steps and learning rates of both stages. Checks itself."
+    optimizer: str = "adamw"  # a key of core.OPTIMIZERS with a torch class ("adamw", "adam", "sgd"), for both stages
+    sft_steps: int = 300  # SFT optimizer steps (0: no SFT; the initial model is the reference)
+    sft_lr: float = 3e-3  # SFT learning rate
+    steps: int = 200  # preference optimizer steps
+    lr: float = 1e-3  # preference learning rate
+    batch_size: int = 32  # pairs per global batch, split across processes
+
+    def __post_init__(self):
+        _check_fields(self, optimizer=_model_optimizer, sft_steps=is_int(0), sft_lr=check_positive, steps=is_int(1), lr=check_positive,
+                      batch_size=is_int(1))
+
+# %% ../nbs/09_lm_train.ipynb #cf900026
+@dataclass
+class RunConfig:
+    "The run part: evaluation, checkpoints, the seed, precision. Checks itself."
+    eval_every: int = 50  # steps between evaluations (true reward of samples, KL estimate); 0: only at the end
+    eval_prompts: int = 64  # prompts sampled at each evaluation
+    checkpoint_every: int = 50  # steps between checkpoints; 0: only at the end
+    seed: int = 0  # seeds data, initialisation, batches and sampling
+    bf16: bool | None = None  # bf16 autocast; None: on when the device is a GPU
+
+    def __post_init__(self):
+        _check_fields(self, eval_every=is_int(0), eval_prompts=is_int(1), checkpoint_every=is_int(0), seed=is_int(0), bf16=optional(is_a(bool)))
+
+# %% ../nbs/09_lm_train.ipynb #8cfbb7e1
+_PARTS = (ModelConfig, DataConfig, LossConfig, OptimConfig, RunConfig)  # in field order
+
+@dataclass
+class TrainConfig(RunConfig, OptimConfig, LossConfig, DataConfig, ModelConfig):
+    "Everything a tiny-LM run reads: the model, data, loss, optimisation and run parts, flat. Checked when made."
+
+    def __post_init__(self):
+        for part in _PARTS: part.__post_init__(self)  # each part checks its own fields
+        if SOURCES[self.mode].sampled and not LOSS_KINDS[_loss_kind(self.loss_type)].sampled:
+            raise ValueError(f"mode='{self.mode}' samples pairs, so it needs pairwise losses, got loss_type={self.loss_type}")
+
+    def to_dict(self) -> dict: return dataclasses.asdict(self)
+
+    @classmethod
+    def fields(cls) -> dict[str, str]:
+        "Every field and its documentation (for `prefbench train --help` and error messages)."
+        from fastcore.docments import docments
+        return {k: v or "" for part in _PARTS for k, v in docments(part).items() if k != "return"}
 
 # %% ../nbs/09_lm_train.ipynb #2cd76bce
 def load_config(path: str | Path | None = None,  # a .yaml/.yml, .toml or .json file; None: the defaults
@@ -190,7 +292,7 @@ def load_config(path: str | Path | None = None,  # a .yaml/.yml, .toml or .json 
         path = Path(path)
         if not path.is_file(): raise ValueError(f"path must be an existing config file, got path={str(path)!r}")
         check_choice("config suffix", path.suffix, (".yaml", ".yml", ".toml", ".json"))
-        parse = tomllib.loads if path.suffix == ".toml" else json.loads if path.suffix == ".json" else yaml.safe_load  # safe_load: data only, no tags that build objects
+        parse = {".toml": tomllib.loads, ".json": json.loads}.get(path.suffix, yaml.safe_load)  # safe_load: data only, no tags that build objects
         try: values = parse(path.read_text()) or {}
         except (ValueError, yaml.YAMLError, OSError) as e:  # JSON and TOML errors are ValueErrors; UnicodeDecodeError too
             raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper()}: {' '.join(str(e).split())}"[:500]) from None
@@ -213,20 +315,13 @@ def load_config(path: str | Path | None = None,  # a .yaml/.yml, .toml or .json 
 def build_model(cfg: TrainConfig,  # model, hidden_size, layers, heads, seed
                 tokenizer,  # the run's tokenizer: its vocabulary size and special tokens
                ) -> torch.nn.Module:  # a causal LM (transformers PreTrainedModel)
-    "A tiny causal LM built from a transformers config (llama, gpt2), or loaded from a local directory."
-    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+    "A tiny causal LM built from a transformers config (MODEL_KINDS), or loaded from a local directory."
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
     check_type("cfg", cfg, TrainConfig); check_type("tokenizer", tokenizer, PreTrainedTokenizerBase)
-    if cfg.model not in MODEL_KINDS: return AutoModelForCausalLM.from_pretrained(cfg.model, local_files_only=True)
+    kind = MODEL_KINDS.get(cfg.model)
+    if kind is None: return AutoModelForCausalLM.from_pretrained(cfg.model, local_files_only=True)
     torch.manual_seed(cfg.seed)
-    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    if cfg.model == "llama":
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=4 * cfg.hidden_size,
-                             num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-                             max_position_embeddings=128, tie_word_embeddings=False, attention_dropout=0.0, **ids)
-        return LlamaForCausalLM(config)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=cfg.hidden_size, n_layer=cfg.layers, n_head=cfg.heads,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids)
-    return GPT2LMHeadModel(config)
+    return kind.build(cfg, tokenizer)
 
 # %% ../nbs/09_lm_train.ipynb #c1669217
 def _text(value, tokenizer, *, prompt: bool) -> str:
@@ -303,61 +398,66 @@ def batch_logps(model: torch.nn.Module,  # a causal LM
     # s(y | x) = sum_t m_t log softmax(logits_{t-1})[y_t]
     return sequence_logps(logits, batch.input_ids, batch.completion_mask).float()
 
+# %% ../nbs/09_lm_train.ipynb #pl900001
+class PairLogps(NamedTuple):
+    "Sequence log-probabilities of a batch of pairs under the policy and the reference (TRL's names)."
+    policy_chosen_logps: Tensor  # [B] s_theta(y_c)
+    policy_rejected_logps: Tensor  # [B] s_theta(y_r)
+    ref_chosen_logps: Tensor  # [B] s_ref(y_c)
+    ref_rejected_logps: Tensor  # [B] s_ref(y_r)
+
+def _check_pair_logps(name: str, logps) -> PairLogps:
+    "A door check: a PairLogps whose four tensors hold log-probabilities (each named in the error)."
+    for k, v in check_type(name, logps, PairLogps)._asdict().items(): check_logps(k, v)
+    return logps
+
 # %% ../nbs/09_lm_train.ipynb #92af4e2a
 class StepLoss(NamedTuple):
     "A preference step's scalar loss and what it is made of."
     loss: Tensor  # scalar: sum_j w_j mean_i l_j
-    parts: dict[str, Tensor]  # each term's per-example values l_j(i) (unweighted, detached), by name: [B]
+    parts: dict[str, Tensor]  # each term's per-example values l_j(i) (unweighted, detached), by loss name: [B]
     losses: Tensor  # [B] per-example total sum_j w_j l_j(i), detached (for gathering)
 
-def preference_loss(cfg: TrainConfig,  # loss_type, loss_weights, beta, loss_kwargs
-                    policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,  # [B] s_theta
-                    ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,  # [B] s_ref
+@door(cfg=is_a(LossConfig), logps=_check_pair_logps, chosen_lengths=check_lengths, rejected_lengths=check_lengths)
+def preference_loss(cfg: LossConfig,  # loss_type, loss_weights, beta, loss_kwargs, f-divergence (a TrainConfig is one)
+                    logps: PairLogps,  # [B] each: the policy's and the reference's log-probs of chosen and rejected
                     chosen_lengths: Tensor, rejected_lengths: Tensor,  # [B] completion token counts
                    ) -> StepLoss:
     "sum_j w_j mean_i l_j over the configured losses (TRL's loss_type / loss_weights, through `loss_mixture`); 'sft' is the chosen token-averaged NLL."
-    check_type("cfg", cfg, TrainConfig)
-    for k, v in (("policy_chosen_logps", policy_chosen_logps), ("policy_rejected_logps", policy_rejected_logps),
-                 ("ref_chosen_logps", ref_chosen_logps), ("ref_rejected_logps", ref_rejected_logps)): check_logps(k, v)
-    check_lengths("chosen_lengths", chosen_lengths); check_lengths("rejected_lengths", rejected_lengths)
-    pair = Pair(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
-                chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths,
+    pair = Pair(*logps, chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths,
                 f_divergence_type=cfg.f_divergence_type, f_alpha_divergence_coef=cfg.f_alpha_divergence_coef)
     # L = sum_j w_j mean_i l_j(i)
     mix = loss_mixture(pair, cfg.loss_type, beta=cfg.beta, loss_weights=cfg.loss_weights, **cfg.loss_kwargs)
     return StepLoss(mix.output.losses.mean(), mix.components, mix.output.losses.detach())
 
 # %% ../nbs/09_lm_train.ipynb #6c858efd
+@door(lambda a: _one_batch_dim(a.logps), beta=check_positive, logps=_check_pair_logps)
 def pair_metrics(beta: float,  # the run's beta
-                 policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,  # [B] s_theta (gathered, detached)
-                 ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,  # [B] s_ref
+                 logps: PairLogps,  # [B] each (gathered): the policy's and the reference's log-probs of chosen and rejected
                 ) -> dict[str, float]:
     "TRL's rewards/* and logps/* metrics of a batch of pairs, plus prefbench's ranking accuracy."
-    check_positive("beta", beta)
-    logps = dict(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
-    for k, v in logps.items(): check_logps(k, v)
-    if len(check_same_shape(values=False, **logps)) != 1 or len(policy_chosen_logps) == 0:
-        raise ValueError(f"policy_chosen_logps and the other log-probs must have shape [B] with B >= 1, got shape {tuple(policy_chosen_logps.shape)}")
-    logps = {k: v.detach() for k, v in logps.items()}  # metrics: numbers, no graph (float() of a grad tensor warns)
-    policy_chosen_logps, policy_rejected_logps = logps["policy_chosen_logps"], logps["policy_rejected_logps"]
+    pc, pr, rc_, rr_ = (t.detach() for t in logps)  # metrics: numbers, no graph (float() of a grad tensor warns)
     # r_c = beta (s_theta(y_c) - s_ref(y_c)),  r_r likewise
-    rc, rr = beta * (policy_chosen_logps - logps["ref_chosen_logps"]), beta * (policy_rejected_logps - logps["ref_rejected_logps"])
+    rc, rr = beta * (pc - rc_), beta * (pr - rr_)
     out = {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
-           "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(policy_chosen_logps.mean()),
-           "logps/rejected": float(policy_rejected_logps.mean()),
-           "ranking_accuracy": float((policy_chosen_logps >= policy_rejected_logps).float().mean())}
+           "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(pc.mean()), "logps/rejected": float(pr.mean()),
+           "ranking_accuracy": float((pc >= pr).float().mean())}
     if any(map(math.isnan, out.values())): _undefined_metric(out, rc, rr, logps)
     return out
 
-def _undefined_metric(out: dict, rc: Tensor, rr: Tensor, logps: dict[str, Tensor]) -> None:
+def _one_batch_dim(logps: PairLogps) -> None:
+    "The four log-prob tensors share one shape [B], B >= 1."
+    if len(check_same_shape(values=False, **logps._asdict())) != 1 or len(logps[0]) == 0:
+        raise ValueError(f"policy_chosen_logps and the other log-probs must have shape [B] with B >= 1, got shape {tuple(logps[0].shape)}")
+
+def _undefined_metric(out: dict, rc: Tensor, rr: Tensor, logps: PairLogps) -> None:
     "Raise the `ValueError` for a metric that is NaN: a -inf log-prob met another -inf (or rewards of both infinite signs met in a mean)."
     bad = [k for k, v in out.items() if math.isnan(v)]
     m = rc - rr
     where = torch.isnan(m) if bool(torch.isnan(m).any()) else ~torch.isfinite(m)  # the undefined pair; else a mean mixing +inf and -inf
     i = int(where.nonzero()[0]) if bool(where.any()) else 0
     raise ValueError(f"{', '.join(bad)} undefined: -inf log-probabilities meet at pair {i} (a completion impossible under the policy and "
-                     f"the reference has no log-ratio; two -inf rewards have no margin), got " + ", ".join(f"{k}[{i}] = {v[i].item()}" for k, v in logps.items()))
+                     f"the reference has no log-ratio; two -inf rewards have no margin), got " + ", ".join(f"{k}[{i}] = {v[i].item()}" for k, v in logps._asdict().items()))
 
 # %% ../nbs/09_lm_train.ipynb #f3f9636f
 class Examples(NamedTuple):
@@ -390,139 +490,246 @@ def _step_sums(x: Tensor, b: Batch, steps: list[Tensor], S: int) -> Tensor:
     x = x * b.completion_mask.view(N, T, *trail).to(x.dtype)
     return x.new_zeros(N, S, *x.shape[2:]).scatter_add_(1, idx.view(N, T, *trail).expand_as(x), x)
 
-def _sequence_reading(model, ex: Examples, pad_id: int, *, hidden: bool = False) -> dict[str, Tensor]:
-    "The model's log-probs of every completion: 'logps' [n, m]; with step indices also 'step_logps' [n, m, S] (and 'step_hidden' [n, m, S, D])."
+# %% ../nbs/09_lm_train.ipynb #rd900002
+class Reading(NamedTuple):
+    "A model's log-probabilities of a batch's completions, from one forward."
+    logps: Tensor  # [n, m] s(y_j | x_i), summed over the completion tokens
+    step_logps: Tensor | None = None  # [n, m, S] the same summed over each step's tokens (completions with step indices)
+    step_hidden: Tensor | None = None  # [n, m, S, D] the mean last hidden state over each step's tokens (TPO's step embeddings)
+
+    def take(self, idx: list[int]) -> Reading:
+        "The reading of the examples at `idx`."
+        return Reading(*(None if t is None else t[idx] for t in self))
+
+    def to(self, device) -> Reading: return Reading(*(None if t is None else t.to(device) for t in self))
+
+# %% ../nbs/09_lm_train.ipynb #rd900004
+def _sequence_reading(model, ex: Examples, pad_id: int, *, hidden: bool = False) -> Reading:
+    "The model's reading of every completion: log-probs [n, m]; with step indices also per step [n, m, S] (and, if `hidden`, step embeddings)."
     from prefbench_lib.core import token_logps
     b = ex.batch(pad_id).to(next(model.parameters()).device)
     n, m = len(ex), len(ex.completions[0])
     out = model(input_ids=b.input_ids, attention_mask=b.attention_mask, output_hidden_states=hidden or ex.steps is not None)
     tok = token_logps(out.logits, b.input_ids, b.completion_mask).float()  # [N, T], 0 off the completion
-    reading = {"logps": tok.sum(-1).view(m, n).T}
-    if ex.steps is not None:
-        flat = [ex.steps[i][j] for j in range(m) for i in range(n)]
-        S = 1 + max(int(s.max()) for s in flat)
-        reading["step_logps"] = _step_sums(tok, b, flat, S).view(m, n, S).transpose(0, 1)
-        if hidden:  # e_{k,s}: the mean last hidden state over step s's tokens (TPO's step embeddings)
-            h = out.hidden_states[-1].float()
-            counts = _step_sums(torch.ones_like(tok), b, flat, S).clamp(min=1)  # [N, S]
-            e = _step_sums(h, b, flat, S) / counts[..., None]  # [N, S, D]
-            reading["step_hidden"] = e.view(m, n, S, h.shape[-1]).transpose(0, 1)
-    return reading
+    logps = tok.sum(-1).view(m, n).T
+    if ex.steps is None: return Reading(logps)
+    flat = [ex.steps[i][j] for j in range(m) for i in range(n)]
+    S = 1 + max(int(s.max()) for s in flat)
+    step_logps = _step_sums(tok, b, flat, S).view(m, n, S).transpose(0, 1)
+    if not hidden: return Reading(logps, step_logps)
+    # e_{k,s}: the mean last hidden state over step s's tokens (TPO's step embeddings)
+    h = out.hidden_states[-1].float()
+    counts = _step_sums(torch.ones_like(tok), b, flat, S).clamp(min=1)  # [N, S]
+    e = _step_sums(h, b, flat, S) / counts[..., None]  # [N, S, D]
+    return Reading(logps, step_logps, e.view(m, n, S, h.shape[-1]).transpose(0, 1))
 
-# %% ../nbs/09_lm_train.ipynb #0d31fb62
+# %% ../nbs/09_lm_train.ipynb #0dd00001
 @dataclass(frozen=True)
 class Family:
-    "A kind of loss: the dataset kind it reads, how it tokenises it, its loss on a batch and the metrics it logs."
-    kind: str  # the lm_data dataset kind it trains on: "preference", "unpaired" or "ranked"
-    examples: Callable[..., Examples]  # (dataset, tokenizer, cfg) -> Examples
-    loss: Callable[..., tuple]  # (cfg, policy, reference, ex, ref_reading, state, pad_id) -> (scalar loss, {name: [n] values})
-    metrics: Callable[..., dict]  # (cfg, gathered {name: [N] values}) -> the step's metrics row
-    start: Callable[..., dict] = lambda cfg: {}  # the state carried between steps (saved in checkpoints)
+    "What the trainer does with one kind of loss (a key of LOSS_KINDS): how it tokenises the data, its loss on a batch, its metrics."
+    examples: Callable[..., Examples]  # (dataset, tokenizer, entry) -> Examples, tokenised once
+    loss: Callable[..., tuple]  # (run, batch Examples, ref Reading) -> (scalar loss, per-example values: a NamedTuple of tensors)
+    metrics: Callable[..., dict]  # (run, gathered values) -> the step's metrics row
+    start: Callable[..., Any] = lambda entry: None  # (the loss's entry) -> the state it carries across steps (checkpointed)
 
 FAMILIES: dict[str, Family] = {}  # keyed like LOSS_KINDS
 
 def family_of(cfg: TrainConfig,  # its loss_type names the family
              ) -> Family:
     "The family of the configured losses (the config guarantees they share one)."
-    return FAMILIES[_loss_kind(check_type("cfg", cfg, TrainConfig).loss_type[0])]
+    return FAMILIES[_loss_kind(check_type("cfg", cfg, TrainConfig).loss_type)]
 
 def _lengths(ex: Examples, j: int) -> Tensor: return torch.tensor([float(len(c[j])) for c in ex.completions])
 
+def _gather(values):
+    "Per-example values from every process (uneven shards allowed): tensors gathered as float32 numbers, NamedTuples and dicts field by field."
+    from accelerate.utils import gather_object
+    if isinstance(values, Tensor): return torch.tensor(gather_object(values.detach().float().cpu().tolist()))
+    if isinstance(values, dict): return {k: _gather(v) for k, v in values.items()}
+    if isinstance(values, tuple): return type(values)(*map(_gather, values))
+    return values  # None: a field this batch does not have
+
 # %% ../nbs/09_lm_train.ipynb #aef842a6
-def _pair_examples(ds, tokenizer, cfg: TrainConfig) -> Examples:
+def _pair_examples(ds, tokenizer, entry) -> Examples:
+    "Pairs tokenised once: each prompt with [chosen, rejected]."
     return Examples(encode(tokenizer, ds["prompt"], prompt=True),
                     [list(cr) for cr in zip(encode(tokenizer, ds["chosen"], prompt=False), encode(tokenizer, ds["rejected"], prompt=False))], {})
 
 # %% ../nbs/09_lm_train.ipynb #5155273d
-def _pair_loss(cfg: TrainConfig, policy, reference, ex: Examples, ref: dict | None, state: dict, pad_id: int):
-    if ref is None:  # a live reference (TR-DPO, on-policy)
-        with torch.no_grad(): ref = _sequence_reading(reference, ex, pad_id)
-    pol = _sequence_reading(policy, ex, pad_id)["logps"]  # [n, 2], one forward of [chosen; rejected]
-    r = ref["logps"].to(pol.device)
-    out = preference_loss(cfg, pol[:, 0], pol[:, 1], r[:, 0], r[:, 1], _lengths(ex, 0).to(pol.device), _lengths(ex, 1).to(pol.device))
-    return out.loss, {"pc": pol[:, 0], "pr": pol[:, 1], "rc": r[:, 0], "rr": r[:, 1], "loss": out.losses, **{f"loss/{k}": v for k, v in out.parts.items()}}
+class PairValues(NamedTuple):
+    "A pair step's per-example values, as they are gathered for the metrics."
+    logps: PairLogps  # [n] each: policy and reference, chosen and rejected
+    losses: Tensor  # [n] the weighted total
+    parts: dict[str, Tensor]  # [n] each term's values, by loss name
+
+def _pair_loss(run: Run,  # the policy, the config, the padding id
+               batch: Examples,  # this process's pairs
+               ref: Reading,  # the reference's reading of them
+              ) -> tuple[Tensor, PairValues]:
+    "The configured pairwise losses of a batch: one forward of [chosen; rejected] through the policy."
+    pol = _sequence_reading(run.policy, batch, run.pad).logps  # [n, 2]
+    r = ref.logps.to(pol.device)
+    logps = PairLogps(pol[:, 0], pol[:, 1], r[:, 0], r[:, 1])
+    out = preference_loss(run.cfg, logps, _lengths(batch, 0).to(pol.device), _lengths(batch, 1).to(pol.device))
+    return out.loss, PairValues(logps, out.losses, out.parts)
 
 # %% ../nbs/09_lm_train.ipynb #fe8ed237
-def _pair_metrics(cfg: TrainConfig, v: dict) -> dict:
-    return {"loss": float(v["loss"].mean()), "pairs": len(v["loss"]), **pair_metrics(cfg.beta, v["pc"], v["pr"], v["rc"], v["rr"]),
-            **{k: float(t.mean()) for k, t in v.items() if k.startswith("loss/")}}
+def _pair_metrics(run: Run, v: PairValues) -> dict:
+    "The loss, TRL's pair metrics and each term's mean."
+    return {"loss": float(v.losses.mean()), "pairs": len(v.losses), **pair_metrics(run.cfg.beta, v.logps),
+            **{f"loss/{k}": float(t.mean()) for k, t in v.parts.items()}}
 
-FAMILIES["pairs"] = Family("preference", _pair_examples, _pair_loss, _pair_metrics)
+FAMILIES["pairs"] = Family(_pair_examples, _pair_loss, _pair_metrics)
 
 # %% ../nbs/09_lm_train.ipynb #18d0afe0
-def _unpaired_examples(ds, tokenizer, cfg: TrainConfig) -> Examples:
+def _unpaired_examples(ds, tokenizer, entry) -> Examples:
+    "Single completions tokenised once, each with its desirable/undesirable label."
     return Examples(encode(tokenizer, ds["prompt"], prompt=True), [[c] for c in encode(tokenizer, ds["completion"], prompt=False)],
                     {"labels": torch.tensor(ds["label"], dtype=torch.bool)})
 
 # %% ../nbs/09_lm_train.ipynb #1ea21c23
-def _unpaired_loss(cfg: TrainConfig, policy, reference, ex: Examples, ref: dict, state: dict, pad_id: int):
+class UnpairedValues(NamedTuple):
+    "An unpaired step's per-example values, as they are gathered for the metrics."
+    policy: Tensor  # [n] s_theta(y)
+    ref: Tensor  # [n] s_ref(y)
+    labels: Tensor  # [n] 1.0 desirable, 0.0 undesirable
+    losses: Tensor  # [n]
+    extra: Tensor | None = None  # [n] the value the trainer supplied (z_0, delta), repeated; None: none
+
+def _unpaired_loss(run: Run,  # the policy, the config, the loss's entry, hyperparameters and state
+                   batch: Examples,  # this process's completions and labels
+                   ref: Reading,  # the reference's reading of them
+                  ) -> tuple[Tensor, UnpairedValues]:
+    "The configured unpaired loss of a batch, with the per-batch value its entry asks the trainer for."
+    e = run.loss
+    pol = _sequence_reading(run.policy, batch, run.pad).logps[:, 0]
+    r, d = ref.logps[:, 0].to(pol.device), batch.values["labels"].to(pol.device)
+    given = {} if e.keyword is None else {e.keyword: e.value(run, batch, pol, r)}
+    out = e.fn(pol, r, d, beta=run.cfg.beta, **run.kwargs, **given)
+    shown = None if e.metric is None else torch.as_tensor(given[e.keyword], dtype=torch.float32).expand(len(batch))
+    return out.losses.mean(), UnpairedValues(pol, r, d.float(), out.losses, shown)
+
+# %% ../nbs/09_lm_train.ipynb #1f900001
+_by_fn = lambda e: (e.fn.__module__, e.fn.__qualname__)  # what identifies a registered entry: its loss function
+
+def _kto_reference_point(run: Run, batch: Examples, pol: Tensor, ref: Tensor) -> Tensor:
+    "KTO's z_0 as TRL estimates it: each prompt with the next example's completion (mismatched), through the policy and the reference."
+    mis = Examples(batch.prompts, [batch.completions[(i + 1) % len(batch)] for i in range(len(batch))], {})
+    with torch.no_grad():
+        # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x))), y' the next example's completion
+        return kto_kl_ref_point(_sequence_reading(run.policy, mis, run.pad).logps[:, 0], _sequence_reading(run.reference, mis, run.pad).logps[:, 0])
+
+register(UNPAIRED, "kto", UnpairedLoss(kto_loss, "kl_ref_point", _kto_reference_point, metric="kl"), what="unpaired loss", origin=_by_fn)
+
+# %% ../nbs/09_lm_train.ipynb #1f900003
+def _bco_shift(run: Run, batch: Examples, pol: Tensor, ref: Tensor) -> float:
+    "BCO's delta: the running mean of every reward seen so far (the run's state), gathered so that every process shifts alike."
     from accelerate.utils import gather_object
-    name, kw = cfg.loss_type[0], _loss_kwargs(cfg.loss_type, cfg.loss_kwargs)[cfg.loss_type[0]]
-    pol = _sequence_reading(policy, ex, pad_id)["logps"][:, 0]
-    r = ref["logps"][:, 0].to(pol.device)
-    d = ex.values["labels"].to(pol.device)
-    if name == "kto":
-        # z_0 = max(0, mean(s_theta(y'|x) - s_ref(y'|x))), y' the next example's completion (mismatched)
-        mis = Examples(ex.prompts, [ex.completions[(i + 1) % len(ex)] for i in range(len(ex))], {})
-        with torch.no_grad():
-            z0 = kto_kl_ref_point(_sequence_reading(policy, mis, pad_id)["logps"][:, 0], _sequence_reading(reference, mis, pad_id)["logps"][:, 0])
-        out, extra = kto_loss(pol, r, d, beta=cfg.beta, kl_ref_point=z0, **kw), {"kl": z0.expand(len(ex))}
-    else:
-        # delta = running mean of every reward beta (s_theta - s_ref) seen so far, on every process alike
-        delta = state["bco_shift"].update(torch.tensor(gather_object((cfg.beta * (pol - r)).detach().float().cpu().tolist())))
-        out, extra = bco_loss(pol, r, d, beta=cfg.beta, reward_shift=delta), {"delta": torch.full((len(ex),), delta)}
-    return out.losses.mean(), {"policy": pol, "ref": r, "labels": d.float(), "loss": out.losses, **extra}
+    # delta = mean of beta (s_theta(y) - s_ref(y)) over every example so far
+    return run.state.update(torch.tensor(gather_object((run.cfg.beta * (pol - ref)).detach().float().cpu().tolist())))
+
+register(UNPAIRED, "bco", UnpairedLoss(bco_loss, "reward_shift", _bco_shift, metric="delta", start=RunningMean), what="unpaired loss", origin=_by_fn)
+
+# %% ../nbs/09_lm_train.ipynb #1f900006
+register(UNPAIRED, "apo_zero_unpaired", UnpairedLoss(apo_zero_unpaired_loss), what="unpaired loss", origin=_by_fn)
 
 # %% ../nbs/09_lm_train.ipynb #e7796fad
-def _unpaired_metrics(cfg: TrainConfig, v: dict) -> dict:
-    d, rw = v["labels"].bool(), cfg.beta * (v["policy"] - v["ref"])
-    row = {"loss": float(v["loss"].mean()), "pairs": len(v["loss"]), "rewards/chosen": float(rw[d].mean()),
-           "rewards/rejected": float(rw[~d].mean()), "logps/chosen": float(v["policy"][d].mean()), "logps/rejected": float(v["policy"][~d].mean())}
+def _unpaired_metrics(run: Run, v: UnpairedValues) -> dict:
+    "The loss and TRL's KTO metrics: rewards and log-probs of the desirable and undesirable completions, and the supplied value."
+    d, rw = v.labels.bool(), run.cfg.beta * (v.policy - v.ref)
+    row = {"loss": float(v.losses.mean()), "pairs": len(v.losses), "rewards/chosen": float(rw[d].mean()),
+           "rewards/rejected": float(rw[~d].mean()), "logps/chosen": float(v.policy[d].mean()), "logps/rejected": float(v.policy[~d].mean())}
     row["rewards/margins"] = row["rewards/chosen"] - row["rewards/rejected"]
-    return {**row, **{k: float(v[k].mean()) for k in ("kl", "delta") if k in v}}
+    return row if v.extra is None else {**row, run.loss.metric: float(v.extra.mean())}
 
-FAMILIES["unpaired"] = Family("unpaired", _unpaired_examples, _unpaired_loss, _unpaired_metrics,
-                              start=lambda cfg: {"bco_shift": RunningMean()})
+FAMILIES["unpaired"] = Family(_unpaired_examples, _unpaired_loss, _unpaired_metrics, start=lambda entry: entry.start())
 
 # %% ../nbs/09_lm_train.ipynb #26e704c6
-def _list_examples(ds, tokenizer, cfg: TrainConfig) -> Examples:
+def _step_indices(tokenizer, parts: list[str], c: Tensor) -> Tensor:
+    "The step index of each token of completion `c` (its text split into `parts`); <eos> joins the last step."
+    counts = [len(x) for x in tokenizer(parts, add_special_tokens=False)["input_ids"]]
+    if sum(counts) != len(c) - 1: raise ValueError(f"steps must tokenise to their completion, got steps={parts}")
+    return torch.tensor([s for s, k in enumerate(counts) for _ in range(k)] + [len(counts) - 1])
+
+def _list_examples(ds, tokenizer, entry: ListLoss) -> Examples:
+    "Lists tokenised once, with their scores; with each token's step index where the loss reads steps."
     prompts = encode(tokenizer, ds["prompt"], prompt=True)
     comps = [encode(tokenizer, ys, prompt=False) for ys in ds["completions"]]
-    steps = None
-    if cfg.loss_type[0] == "tpo":  # the step index of every completion token; <eos> joins the last step
-        steps = []
-        for row, ids in zip(ds["steps"], comps):
-            per = []
-            for parts, c in zip(row, ids):
-                counts = [len(x) for x in tokenizer(parts, add_special_tokens=False)["input_ids"]]
-                if sum(counts) != len(c) - 1: raise ValueError(f"steps must tokenise to their completion, got steps={parts}")
-                per.append(torch.tensor([s for s, k in enumerate(counts) for _ in range(k)] + [len(counts) - 1]))
-            steps.append(per)
+    steps = [[_step_indices(tokenizer, parts, c) for parts, c in zip(row, ids)] for row, ids in zip(ds["steps"], comps)] if entry.steps else None
     return Examples(prompts, comps, {"scores": torch.tensor(ds["scores"], dtype=torch.float32)}, steps)
 
 # %% ../nbs/09_lm_train.ipynb #f535672c
-def _list_loss(cfg: TrainConfig, policy, reference, ex: Examples, ref: dict, state: dict, pad_id: int):
-    name, kw = cfg.loss_type[0], dict(_loss_kwargs(cfg.loss_type, cfg.loss_kwargs)[cfg.loss_type[0]])
-    adaptive = kw.pop("adaptive_step_rewards", False)
-    pol = _sequence_reading(policy, ex, pad_id, hidden=adaptive)
-    dev = pol["logps"].device
-    scores = ex.values["scores"].to(dev)
-    if name == "tpo":
-        out = LIST_LOSSES[name](pol["step_logps"], ref["step_logps"].to(dev), scores, beta=cfg.beta,
-                                step_embeddings=pol["step_hidden"].detach() if adaptive else None)
-    else: out = LIST_LOSSES[name](pol["logps"], ref["logps"].to(dev), scores, beta=cfg.beta, **kw)
-    return out.losses.mean(), {"policy": pol["logps"], "ref": ref["logps"].to(dev), "scores": scores, "loss": out.losses}
+class ListValues(NamedTuple):
+    "A list step's per-example values, as they are gathered for the metrics."
+    policy: Tensor  # [n, K] s_theta(y_k)
+    ref: Tensor  # [n, K] s_ref(y_k)
+    scores: Tensor  # [n, K] the true rewards, best first
+    losses: Tensor  # [n]
+
+def _list_loss(run: Run,  # the policy, the config, the loss's entry and options
+               batch: Examples,  # this process's lists and scores
+               ref: Reading,  # the reference's reading of them (per step where the loss reads steps)
+              ) -> tuple[Tensor, ListValues]:
+    "The configured listwise loss of a batch: one forward of every completion, then what the loss's entry reads of it."
+    e = run.loss
+    pol = _sequence_reading(run.policy, batch, run.pad, hidden=e.steps)
+    ref, scores = ref.to(pol.logps.device), batch.values["scores"].to(pol.logps.device)
+    p, r, kw = e.inputs(pol, ref, **run.kwargs)
+    out = e.fn(p, r, scores, beta=run.cfg.beta, **kw)
+    return out.losses.mean(), ListValues(pol.logps, ref.logps, scores, out.losses)
+
+# %% ../nbs/09_lm_train.ipynb #2f900001
+def _tpo_inputs(pol: Reading, ref: Reading, adaptive_step_rewards: bool = False) -> tuple:
+    "TPO reads per-step log-probs; with adaptive step rewards also the policy's step embeddings (detached)."
+    return pol.step_logps, ref.step_logps, {"step_embeddings": pol.step_hidden.detach() if adaptive_step_rewards else None}
+
+register(LISTS, "tpo", ListLoss(tpo_loss, steps=True, options={"adaptive_step_rewards": is_a(bool)}, inputs=_tpo_inputs), what="listwise loss", origin=_by_fn)
 
 # %% ../nbs/09_lm_train.ipynb #2dba2fdf
-def _list_metrics(cfg: TrainConfig, v: dict) -> dict:
+def _list_metrics(run: Run, v: ListValues) -> dict:
+    "The loss, the list ranking accuracy, and TRL's pair metrics of the best against the worst completion."
     from prefbench_lib.metrics import list_ranking_accuracy
-    p, r = v["policy"], v["ref"]
-    row = {"loss": float(v["loss"].mean()), "pairs": len(v["loss"]), "ranking_accuracy": float(list_ranking_accuracy(p, v["scores"]))}
+    acc = float(list_ranking_accuracy(v.policy, v.scores))
     # best = the first completion, worst = the last (the lists are sorted best first)
-    row.update(pair_metrics(cfg.beta, p[:, 0], p[:, -1], r[:, 0], r[:, -1]) | {"ranking_accuracy": row["ranking_accuracy"]})
-    return row
+    best_worst = pair_metrics(run.cfg.beta, PairLogps(v.policy[:, 0], v.policy[:, -1], v.ref[:, 0], v.ref[:, -1]))
+    return {"loss": float(v.losses.mean()), "pairs": len(v.losses), **best_worst, "ranking_accuracy": acc}
 
-FAMILIES["lists"] = Family("ranked", _list_examples, _list_loss, _list_metrics)
+FAMILIES["lists"] = Family(_list_examples, _list_loss, _list_metrics)
+
+# %% ../nbs/09_lm_train.ipynb #0d31fb62
+@dataclass(eq=False)
+class Run:
+    "One training run: what `train` prepares once and what its stages read and update."
+    cfg: TrainConfig  # the run's configuration
+    tokenizer: Any  # the run's tokenizer
+    lang: Any  # the task: an lm_data.Language
+    acc: Any  # the Accelerator (device, processes)
+    dir: RunDir | None = None  # the run directory; None: a run in memory (the checks)
+    policy: Any = None  # the model being trained (prepared by Accelerate once the run has resumed)
+    reference: Any = None  # the reference model: read where its reading is not cached; moved by TR-DPO
+    opt: Any = None  # the optimizer
+    batches: Any = None  # the Batches of example (or on-policy prompt) indices
+    examples: Examples | None = None  # offline: every example, tokenised
+    cache: Reading | None = None  # offline: the reference's reading of every example, computed once; None: read live
+    prompts: list = field(default_factory=list)  # on-policy: the prompt pool (texts)
+    prompt_ids: list = field(default_factory=list)  # on-policy: their ids
+    eval_prompts: list = field(default_factory=list)  # the evaluation prompts (texts)
+    eval_ids: list = field(default_factory=list)  # the evaluation prompts' ids
+    rows: list = field(default_factory=list)  # the metrics rows so far, one per step
+    start: int = 0  # the step the run resumes after
+
+    family: Family = field(init=False)  # what the trainer does with the configured kind of loss
+    loss: Any = field(init=False)  # the first loss's registered entry: the per-loss data (KTO's z_0, TPO's steps, ...)
+    kwargs: dict = field(init=False)  # the losses' hyperparameters, checked against their declared ranges
+    state: Any = field(init=False)  # what the loss carries across steps (checkpointed), e.g. BCO's running shift; None: nothing
+
+    def __post_init__(self):
+        kind = _loss_kind(self.cfg.loss_type)
+        self.family, self.loss = FAMILIES[kind], LOSS_KINDS[kind].losses()[self.cfg.loss_type[0]]
+        self.kwargs, self.state = _loss_kwargs(self.cfg.loss_type, self.cfg.loss_kwargs), FAMILIES[kind].start(self.loss)
+
+    @property
+    def pad(self) -> int: return self.tokenizer.pad_token_id
 
 # %% ../nbs/09_lm_train.ipynb #65bbe223
 @torch.no_grad()
@@ -595,7 +802,9 @@ def _shard(idx: Tensor, acc) -> Tensor:
     if len(idx) % acc.num_processes: raise ValueError(f"batch_size must be a multiple of the number of processes ({acc.num_processes}), got {len(idx)}")
     return idx[acc.process_index::acc.num_processes]
 
+# %% ../nbs/09_lm_train.ipynb #tr900001
 def _rng_state() -> dict:
+    "Every RNG a step draws from (torch, Python, NumPy, CUDA), for a checkpoint."
     state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
     if torch.cuda.is_available(): state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -604,26 +813,33 @@ def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"]); random.setstate(s["python"]); np.random.set_state(s["numpy"])
     if "cuda" in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
-def _adamw(params, lr: float) -> torch.optim.Optimizer:
-    "AdamW, fused where torch has a fused kernel for the device (a few times faster than the per-tensor loop on CPU)."
-    params = list(params)
-    try: return torch.optim.AdamW(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError): return torch.optim.AdamW(params, lr=lr)
+# %% ../nbs/09_lm_train.ipynb #tr900003
+def _optimizer(name: str,  # a key of core.OPTIMIZERS with a torch class
+               params,  # the model's parameters
+               lr: float,  # the learning rate
+              ) -> torch.optim.Optimizer:
+    "The registered optimizer's torch class, fused where torch has a fused kernel for the device (a few times faster than the per-tensor loop on CPU)."
+    cls, params = OPTIMIZERS[name].torch_class, list(params)
+    try: return cls(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError): return cls(params, lr=lr)
 
 # %% ../nbs/09_lm_train.ipynb #fe584abc
-def _sft(cfg: TrainConfig, model, tokenizer, lang, acc, progress: bool):
+def _sft(run: Run,  # its config, tokenizer, task and Accelerator
+         model,  # the initial model
+         progress: bool,  # a progress bar (main process only)
+        ):
     "Stage 1: mean token-averaged NLL of the SFT data; returns the (unwrapped) model."
     from tqdm.auto import tqdm
     from prefbench_lib.lm_data import sft_dataset
-    ds = sft_dataset(lang, cfg.sft_examples, seed=cfg.seed)
-    P, C = encode(tokenizer, ds["prompt"], prompt=True), encode(tokenizer, ds["completion"], prompt=False)
-    opt = _adamw(model.parameters(), cfg.sft_lr)
-    model, opt = acc.prepare(model, opt)
+    cfg, acc = run.cfg, run.acc
+    ds = sft_dataset(run.lang, cfg.sft_examples, seed=cfg.seed)
+    P, C = encode(run.tokenizer, ds["prompt"], prompt=True), encode(run.tokenizer, ds["completion"], prompt=False)
+    model, opt = acc.prepare(model, _optimizer(cfg.optimizer, model.parameters(), cfg.sft_lr))
     batches = Batches(len(P), cfg.batch_size, cfg.seed)
     for _ in tqdm(range(cfg.sft_steps), desc="SFT", disable=not (progress and acc.is_main_process)):
-        with one_thread(acc.device.type == "cpu"), value_checks(False):  # see the preference loop and `train_step`
+        with one_thread(acc.device.type == "cpu"), value_checks(False):  # see `train` and `train_step`
             idx = _shard(batches.next(), acc).tolist()
-            b = collate([P[i] for i in idx], [C[i] for i in idx], tokenizer.pad_token_id).to(acc.device)
+            b = collate([P[i] for i in idx], [C[i] for i in idx], run.pad).to(acc.device)
             # L_SFT = mean_i (-s(y_i) / |y_i|)
             loss = (-batch_logps(model, b) / completion_lengths(b.completion_mask)).mean()
             acc.backward(loss); opt.step(); opt.zero_grad(set_to_none=True)
@@ -631,11 +847,11 @@ def _sft(cfg: TrainConfig, model, tokenizer, lang, acc, progress: bool):
 
 # %% ../nbs/09_lm_train.ipynb #15a3e359
 @torch.no_grad()
-def _logps_of(model, prompts: list[Tensor], completions: list[Tensor], pad_id: int, device, batch_size: int = 256) -> Tensor:
-    "s(y | x) of many sequences, in batches, in eval mode: [N] on the CPU."
-    was = model.training; model.eval()
-    out = [batch_logps(model, collate(prompts[i:i + batch_size], completions[i:i + batch_size], pad_id).to(device)).cpu()
-           for i in range(0, len(prompts), batch_size)]
+def _logps_of(model, prompts: list[Tensor], completions: list[Tensor], pad_id: int) -> Tensor:
+    "s(y | x) of many sequences, in batches of 256, in eval mode, on the model's device: [N] on the CPU."
+    was, dev = model.training, next(model.parameters()).device
+    model.eval()
+    out = [batch_logps(model, collate(prompts[i:i + 256], completions[i:i + 256], pad_id).to(dev)).cpu() for i in range(0, len(prompts), 256)]
     model.train(was)
     return torch.cat(out)
 
@@ -644,29 +860,42 @@ def _decode(tokenizer, completions: list[Tensor]) -> list[str]:
     "Completion texts as the reward reads them (a leading space, like the data's)."
     return [" " + tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
 
+def _due(every: int, step: int, last: int) -> bool:
+    "Is `step` one of every `every` steps (0: none), or the last?"
+    return bool(every and step % every == 0) or step == last
+
 # %% ../nbs/09_lm_train.ipynb #67615b20
-def _evaluate(policy, reference, tokenizer, lang, cfg: TrainConfig, prompts: list[str], P: list[Tensor], step: int, device) -> dict:
-    "Mean true reward of one sample per evaluation prompt, and the KL estimate mean(s_theta(y) - s_ref(y)); sampling seeded by the step."
+def _evaluate(run: Run,  # the policy, the reference, the evaluation prompts, the config
+              step: int,  # the step just taken: it seeds the samples
+             ) -> dict:  # {} at a step that is not evaluated
+    "At an evaluation step, the mean true reward of one sample per evaluation prompt and the KL estimate mean(s_theta(y) - s_ref(y))."
+    cfg, tk, policy = run.cfg, run.tokenizer, run.acc.unwrap_model(run.policy)
+    if not _due(cfg.eval_every, step, cfg.steps): return {}
     with torch.random.fork_rng(devices=[]):  # evaluation draws do not move the training RNG
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        ys = [s[0] for s in sample(policy, P, 1, max_new_tokens=cfg.max_new_tokens, pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id)]
-    r = lang.reward(cfg.reward, prompts, _decode(tokenizer, ys))
+        ys = [s[0] for s in sample(policy, run.eval_ids, 1, max_new_tokens=cfg.max_new_tokens, pad_id=run.pad, eos_id=tk.eos_token_id)]
+    r = run.lang.reward(cfg.reward, run.eval_prompts, _decode(tk, ys))
     # KL(pi_theta || pi_ref) ~ mean_i (s_theta(y_i) - s_ref(y_i)),  y_i ~ pi_theta
-    kl = _logps_of(policy, P, ys, tokenizer.pad_token_id, device) - _logps_of(reference, P, ys, tokenizer.pad_token_id, device)
+    kl = _logps_of(policy, run.eval_ids, ys, run.pad) - _logps_of(run.reference, run.eval_ids, ys, run.pad)
     return {"eval/reward": float(r.float().mean()), "eval/kl": float(kl.mean())}
 
 # %% ../nbs/09_lm_train.ipynb #8425a12a
-def _on_policy_pairs(policy, tokenizer, lang, cfg: TrainConfig, prompts: list[str], P: list[Tensor]) -> Examples:
+def _on_policy_pairs(run: Run,  # the policy, the task, the config (samples, max_new_tokens, reward)
+                     prompts: list[str],  # the batch's prompts
+                     P: list[Tensor],  # their ids
+                    ) -> Examples:
     "Sample cfg.samples completions per prompt; the best and worst by true reward make each pair (a prompt whose samples tie is skipped)."
-    drawn = sample(policy, P, cfg.samples, max_new_tokens=cfg.max_new_tokens, pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id)
+    cfg, tk = run.cfg, run.tokenizer
+    drawn = sample(run.acc.unwrap_model(run.policy), P, cfg.samples, max_new_tokens=cfg.max_new_tokens, pad_id=run.pad, eos_id=tk.eos_token_id)
     keep, pairs = [], []
     for i, ys in enumerate(drawn):
-        r = lang.reward(cfg.reward, [prompts[i]] * len(ys), _decode(tokenizer, ys))
+        r = run.lang.reward(cfg.reward, [prompts[i]] * len(ys), _decode(tk, ys))
         if float(r.max()) > float(r.min()): keep.append(P[i]); pairs.append([ys[int(r.argmax())], ys[int(r.argmin())]])
     return Examples(keep, pairs, {})
 
+# %% ../nbs/09_lm_train.ipynb #8425a12b
 def _synthetic(kind: str, lang, cfg: TrainConfig):
-    "The synthetic dataset of a kind (08_lm_data), sized and seeded by the config."
+    "The synthetic dataset of an lm_data dataset kind, sized and seeded by the config."
     from prefbench_lib.lm_data import preference_dataset, ranked_dataset, unpaired_dataset
     make = {"preference": lambda: preference_dataset(lang, cfg.pairs, cfg.reward, seed=cfg.seed, candidates=cfg.candidates),
             "unpaired": lambda: unpaired_dataset(lang, cfg.pairs, cfg.reward, seed=cfg.seed, candidates=cfg.candidates),
@@ -679,6 +908,11 @@ def _sync_reference(reference, policy, alpha: float) -> None:
     "TR-DPO: theta_ref <- alpha theta + (1 - alpha) theta_ref."
     for pr, pp in zip(reference.parameters(), policy.parameters()): pr.lerp_(pp.to(pr.dtype), alpha)
 
+def _move_reference(run: Run, step: int) -> None:
+    "TR-DPO's reference update, every tau = ref_model_sync_steps steps when sync_ref_model is on."
+    if run.cfg.sync_ref_model and step % run.cfg.ref_model_sync_steps == 0:
+        _sync_reference(run.reference, run.acc.unwrap_model(run.policy), run.cfg.ref_model_mixup_alpha)
+
 # %% ../nbs/09_lm_train.ipynb #a1f0c2d3
 @contextlib.contextmanager
 def _reading(path: Path):
@@ -688,24 +922,22 @@ def _reading(path: Path):
     except Exception as e: raise ValueError(f"{path} cannot be used ({type(e).__name__}: {e})"[:600]) from None
 
 # %% ../nbs/09_lm_train.ipynb #c3a00001
-def _family_state(state: dict) -> dict:
-    "A family's state as plain data: each object's own fields (BCO's RunningMean: total, count)."
-    return {k: dict(vars(v)) for k, v in state.items()}
+def _family_state(state) -> dict:
+    "A loss's state as plain data: the object's own fields (BCO's RunningMean: total, count); {} for none."
+    return {} if state is None else dict(vars(state))
 
-def _load_family_state(state: dict, saved) -> None:
-    "Restore a family's fresh state in place from `_family_state`'s data: the same objects, each field a number of the same type."
-    if not isinstance(saved, dict) or set(saved) != set(state): raise ValueError(f"family state must have the keys {sorted(state)}, got {saved!r}"[:300])
-    for k, obj in state.items():
-        now, new = vars(obj), saved[k]
-        if not isinstance(new, dict) or set(new) != set(now) or any(type(new[f]) is not type(v) for f, v in now.items()):
-            raise ValueError(f"family state {k} must have the fields {sorted(now)} (types {[type(v).__name__ for v in now.values()]}), got {new!r}"[:300])
-        now.update(new)
+def _load_family_state(state, saved) -> None:
+    "Restore a loss's fresh state in place from `_family_state`'s data: the same fields, each a number of the same type."
+    now = {} if state is None else vars(state)
+    if not isinstance(saved, dict) or set(saved) != set(now) or any(type(saved[f]) is not type(v) for f, v in now.items()):
+        raise ValueError(f"family state must have the fields {sorted(now)} (types {[type(v).__name__ for v in now.values()]}), got {saved!r}"[:300])
+    now.update(saved)
 
 # %% ../nbs/09_lm_train.ipynb #b2e0c002
-def _run_tokenizer(run: RunDir, lang, acc):
+def _run_tokenizer(directory: RunDir, lang, acc):
     "The run's tokenizer: its published copy (tokenizer/), else built from the language (deterministic) and published."
     from prefbench_lib.lm_data import build_tokenizer, load_tokenizer, save_tokenizer
-    d = run / "tokenizer"
+    d = directory / "tokenizer"
     if acc.is_main_process and (problems := verify(d, ["tokenizer.json"])):
         if d.exists(): warnings.warn(f"{d} is incomplete ({'; '.join(problems)}); building it again from the language", RunWarning)
         with commit_dir(d) as t: save_tokenizer(build_tokenizer(lang), t)
@@ -715,42 +947,47 @@ def _run_tokenizer(run: RunDir, lang, acc):
 # %% ../nbs/09_lm_train.ipynb #c3a00004
 REFERENCE_FILES = ("config.json", "model.safetensors")
 
-def _reference_stage(cfg: TrainConfig, run: RunDir, tokenizer, lang, acc, progress: bool) -> None:
+def _reference_stage(run: Run,  # its directory, config, tokenizer, task and Accelerator
+                     progress: bool,  # a progress bar for SFT
+                    ) -> None:
     "Stage 1, once per run directory: SFT from the initial model, published whole as reference/."
-    problems = verify(run / "reference", REFERENCE_FILES)
-    acc.wait_for_everyone()  # every process has looked before any can write: they agree whether SFT runs
+    d = run.dir / "reference"
+    problems = verify(d, REFERENCE_FILES)
+    run.acc.wait_for_everyone()  # every process has looked before any can write: they agree whether SFT runs
     if not problems: return
-    if (run / "reference").exists():
-        if run.checkpoints(): raise ValueError(f"{run / 'reference'} is damaged ({'; '.join(problems)}) and the run's checkpoints were trained against it; use a new run directory")
-        warnings.warn(f"{run / 'reference'} is incomplete ({'; '.join(problems)}); training it again", RunWarning)
-    model = _sft(cfg, build_model(cfg, tokenizer), tokenizer, lang, acc, progress)
-    if acc.is_main_process:
-        with commit_dir(run / "reference") as d: model.save_pretrained(d, safe_serialization=True)
-    acc.wait_for_everyone()
+    if d.exists():
+        if run.dir.checkpoints(): raise ValueError(f"{d} is damaged ({'; '.join(problems)}) and the run's checkpoints were trained against it; use a new run directory")
+        warnings.warn(f"{d} is incomplete ({'; '.join(problems)}); training it again", RunWarning)
+    model = _sft(run, build_model(run.cfg, run.tokenizer), progress)
+    if run.acc.is_main_process:
+        with commit_dir(d) as t: model.save_pretrained(t, safe_serialization=True)
+    run.acc.wait_for_everyone()
 
-def _load_reference(run: RunDir, device) -> torch.nn.Module:
+def _load_reference(directory: RunDir, device) -> torch.nn.Module:
     "The published reference, from safetensors only (use_safetensors: a pickled weights file beside it is never read)."
     from transformers import AutoModelForCausalLM
-    with _reading(run / "reference"): return AutoModelForCausalLM.from_pretrained(run / "reference", local_files_only=True, use_safetensors=True).to(device)
+    with _reading(directory / "reference"): return AutoModelForCausalLM.from_pretrained(directory / "reference", local_files_only=True, use_safetensors=True).to(device)
 
 # %% ../nbs/09_lm_train.ipynb #c3a00006
-def _reference_cache(run: RunDir, reference, ex: Examples, pad_id: int, acc) -> dict[str, Tensor]:
+def _reference_cache(run: Run) -> Reading:
     "The reference's reading of every offline example, computed once per run directory (reference_logps.safetensors)."
-    cache = run / "reference_logps.safetensors"
-    got = _usable_cache(cache, len(ex)) if acc.is_main_process else None
-    if acc.is_main_process and got is None:
+    cache, ex, main = run.dir / "reference_logps.safetensors", run.examples, run.acc.is_main_process
+    got = _usable_cache(cache, len(ex)) if main else None
+    if main and got is None:
         with torch.no_grad():
-            reading = [_sequence_reading(reference, ex.take(list(range(i, min(i + 256, len(ex))))), pad_id) for i in range(0, len(ex), 256)]
-        save_tree(cache, got := {k: torch.cat([r[k].detach().cpu() for r in reading]) for k in reading[0]})
-    acc.wait_for_everyone()
-    return got if got is not None else load_tree(cache)  # the main process has it already; the others read what it wrote
+            parts = [_sequence_reading(run.reference, ex.take(list(range(i, min(i + 256, len(ex))))), run.pad) for i in range(0, len(ex), 256)]
+        got = Reading(*(None if ts[0] is None else torch.cat([t.detach().cpu() for t in ts]) for ts in zip(*parts)))
+        save_tree(cache, {k: v for k, v in got._asdict().items() if v is not None})
+    run.acc.wait_for_everyone()
+    return got if got is not None else Reading(**load_tree(cache))  # the main process has it already; the others read what it wrote
 
-def _usable_cache(cache: Path, n: int) -> dict | None:
+def _usable_cache(cache: Path, n: int) -> Reading | None:
     "The cached reading of n examples; None if there is none, or (with a RunWarning naming it) if it cannot be used."
     if not cache.exists(): return None
     try:
         got = load_tree(cache)
-        if isinstance(got, dict) and "logps" in got and all(isinstance(v, Tensor) and len(v) == n for v in got.values()): return got
+        if isinstance(got, dict) and "logps" in got and set(got) <= set(Reading._fields) and all(isinstance(v, Tensor) and len(v) == n for v in got.values()):
+            return Reading(**got)
         raise ValueError(f"{cache} does not hold a reading of the run's {n} examples")
     except ValueError as e: warnings.warn(f"{e}; computing it again", RunWarning)
 
@@ -761,15 +998,17 @@ def _required(cfg: TrainConfig) -> tuple[str, ...]:
     "The files a checkpoint of this run must hold."
     return CHECKPOINT_FILES + (("reference/model.safetensors",) if cfg.sync_ref_model else ())
 
-def _save_checkpoint(run: RunDir, step: int, policy, reference, opt, batches: Batches, state: dict, rows: list[dict], cfg: TrainConfig) -> None:
-    "Publish checkpoints/step_N whole (policy, TR-DPO reference, optimizer, step, batch order, RNG and family state, metrics so far), then the run's metrics."
-    with run.checkpoint(step) as d:
-        policy.save_pretrained(d / "policy", safe_serialization=True)
-        if cfg.sync_ref_model: reference.save_pretrained(d / "reference", safe_serialization=True)
-        save_tree(d / "optimizer.safetensors", opt.state_dict())
-        save_tree(d / "state.safetensors", {"step": step, "rng": _rng_state(), "batches": batches.state(), "family": _family_state(state)})
-        RunDir(d).write_metrics(rows)  # the rows up to this step travel with the checkpoint: a kill between the two writes loses none
-    run.write_metrics(rows)
+def _save_checkpoint(run: Run,  # its directory, models, optimizer, batch order, loss state and metrics rows
+                     step: int,  # the step just taken
+                    ) -> None:
+    "Publish checkpoints/step_N whole (policy, TR-DPO reference, optimizer, step, batch order, RNG and loss state, metrics so far), then the run's metrics."
+    with run.dir.checkpoint(step) as d:
+        run.acc.unwrap_model(run.policy).save_pretrained(d / "policy", safe_serialization=True)
+        if run.cfg.sync_ref_model: run.reference.save_pretrained(d / "reference", safe_serialization=True)
+        save_tree(d / "optimizer.safetensors", run.opt.state_dict())
+        save_tree(d / "state.safetensors", {"step": step, "rng": _rng_state(), "batches": run.batches.state(), "family": _family_state(run.state)})
+        RunDir(d).write_metrics(run.rows)  # the rows up to this step travel with the checkpoint: a kill between the two writes loses none
+    run.dir.write_metrics(run.rows)
 
 # %% ../nbs/09_lm_train.ipynb #a1f0c2d6
 def _load_weights(model, directory: Path) -> None:
@@ -788,101 +1027,125 @@ def _load_optimizer(opt, f: Path) -> None:
                 if isinstance(v, Tensor) and v.ndim and v.shape != p.shape: raise ValueError(f"optimizer state {k} has shape {tuple(v.shape)}, its parameter {tuple(p.shape)}")
 
 # %% ../nbs/09_lm_train.ipynb #c3a00008
-def _restore(ck: Path, policy, reference, opt, batches: Batches, state: dict, cfg: TrainConfig) -> tuple[int, list[dict]]:
-    "Read checkpoint `ck` into the trainer's objects: (its step, the metrics rows up to it). A file it cannot use is a ValueError naming it."
-    _load_weights(policy, ck / "policy")
-    if cfg.sync_ref_model: _load_weights(reference, ck / "reference")
-    _load_optimizer(opt, ck / "optimizer.safetensors")
+def _restore(run: Run,  # its policy, reference, optimizer, batches and loss state: read into in place
+             ck: Path,  # a complete checkpoint directory
+            ) -> tuple[int, list[dict]]:  # its step, and the metrics rows up to it
+    "Read checkpoint `ck` into the run's objects. A file it cannot use is a ValueError naming it."
+    _load_weights(run.policy, ck / "policy")
+    if run.cfg.sync_ref_model: _load_weights(run.reference, ck / "reference")
+    _load_optimizer(run.opt, ck / "optimizer.safetensors")
     with _reading(f := ck / "state.safetensors"):
         saved = load_tree(f)
-        step = check_int("step", saved["step"], 1, cfg.steps)
-        batches.load(saved["batches"]); _load_family_state(state, saved["family"]); _set_rng_state(saved["rng"])
+        step = check_int("step", saved["step"], 1, run.cfg.steps)
+        run.batches.load(saved["batches"]); _load_family_state(run.state, saved["family"]); _set_rng_state(saved["rng"])
     rows = RunDir(ck).read_metrics()
     if (got := [r.get("step") for r in rows]) != list(range(1, step + 1)):
         raise ValueError(f"{ck / 'metrics.parquet'} must hold one row for each step 1..{step}, got steps {got[:8]}{'...' if len(got) > 8 else ''}")
     return step, rows
 
+# %% ../nbs/09_lm_train.ipynb #ot900002
+def _offline_prepare(run: Run) -> int:
+    "Offline: read (and check) the dataset and tokenise it once with the family's `examples`; the batches draw from its rows."
+    from prefbench_lib.lm_data import read_dataset
+    kind = LOSS_KINDS[_loss_kind(run.cfg.loss_type)].data
+    ds = read_dataset(run.cfg.data, kind) if run.cfg.data else _synthetic(kind, run.lang, run.cfg)
+    run.examples = run.family.examples(ds, run.tokenizer, run.loss)
+    return len(run.examples)
+
+def _offline_batch(run: Run, idx: list[int]) -> tuple[Examples, Reading | None]:
+    "The examples at `idx` and their cached reference reading (None where the reference moves: read live)."
+    return run.examples.take(idx), None if run.cache is None else run.cache.take(idx)
+
+# %% ../nbs/09_lm_train.ipynb #ot900004
+def _pool_prepare(run: Run) -> int:
+    "On-policy: every prompt of the language (and its ids) is the pool the batches draw from."
+    run.prompts = [run.lang.prompt(s) for s in range(run.lang.n_symbols)]
+    run.prompt_ids = encode(run.tokenizer, run.prompts, prompt=True)
+    return len(run.prompts)
+
+def _on_policy_batch(run: Run, idx: list[int]) -> tuple[Examples, None]:
+    "Pairs sampled from the current policy for the prompts at `idx`; the reference is read live."
+    return _on_policy_pairs(run, [run.prompts[i] for i in idx], [run.prompt_ids[i] for i in idx]), None
+
 # %% ../nbs/09_lm_train.ipynb #c6946440
-def train_step(cfg: TrainConfig,  # the run's config
-               fam: Family,  # the family of its losses
-               policy,  # the model being trained (prepared by Accelerate)
-               reference,  # the reference model, or None when its log-probs are cached
-               opt,  # the optimizer (prepared)
-               acc,  # the Accelerator
+def train_step(run: Run,  # the run: policy, reference, optimizer, Accelerator, the loss's family, entry and state
                batch: Examples,  # this process's share of the global batch
-               ref: dict | None,  # the cached reference readings of the batch; None: read `reference` live
-               state: dict,  # the family's state carried between steps (e.g. BCO's running shift)
-               pad_id: int,  # the tokenizer's padding id
+               ref: Reading | None,  # the reference's cached reading of the batch; None: read the reference live
               ) -> dict:  # the step's metrics (without "step")
-    "One optimizer step of the family's loss on a batch; metrics from every process's examples."
-    from accelerate.utils import gather_object
+    "One optimizer step of the configured loss on a batch; metrics from every process's examples."
+    acc, opt = run.acc, run.opt
     if not len(batch):  # on-policy, every prompt's samples tied: nothing to prefer; a zero step keeps every process in the gradient sync
-        acc.backward(sum(w.reshape(-1)[0] * 0.0 for w in policy.parameters())); opt.zero_grad(set_to_none=True)
+        acc.backward(sum(w.reshape(-1)[0] * 0.0 for w in run.policy.parameters())); opt.zero_grad(set_to_none=True)
         return {"pairs": 0}
     with value_checks(False):  # the batch comes from `train`, checked when it was made: no per-step scans of its values
-        loss, values = fam.loss(cfg, policy, reference, batch, ref, state, pad_id)
+        if ref is None:  # a live reference (TR-DPO, on-policy)
+            with torch.no_grad(): ref = _sequence_reading(run.reference, batch, run.pad)
+        loss, values = run.family.loss(run, batch, ref)
     acc.backward(loss); opt.step(); opt.zero_grad(set_to_none=True)
-    # per-example values from every process (uneven shards allowed: on-policy batches shrink on ties)
-    gathered = {k: torch.tensor(gather_object(v.detach().float().cpu().tolist())) for k, v in values.items()}
-    with value_checks(False): return fam.metrics(cfg, gathered)
+    with value_checks(False): return run.family.metrics(run, _gather(values))  # per-example values from every process
 
-# %% ../nbs/09_lm_train.ipynb #b2e0c003
-def _preference_stage(cfg: TrainConfig, run: RunDir, fam: Family, tokenizer, lang, ex: Examples | None, acc, progress: bool) -> None:
-    "Stage 2: preference steps from the reference, or from the newest complete checkpoint, checkpointed as configured."
+# %% ../nbs/09_lm_train.ipynb #st900002
+def _prepare(cfg: TrainConfig, directory: RunDir, acc) -> Run:
+    "The run: seeded, with its tokenizer, its loss's family, entry and state, and its source's data and batch order."
+    torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
+    lang = _language(cfg.language)
+    run = Run(cfg, _run_tokenizer(directory, lang, acc), lang, acc, directory)
+    run.batches = Batches(SOURCES[cfg.mode].prepare(run), cfg.batch_size, cfg.seed)
+    return run
+
+# %% ../nbs/09_lm_train.ipynb #st900005
+def _preference_start(run: Run) -> None:
+    "Stage 2's objects: policy and reference from reference/, the reference's cached reading, the optimizer, the evaluation prompts."
+    cfg, dev = run.cfg, run.acc.device
+    run.reference, run.policy = _load_reference(run.dir, dev).eval(), _load_reference(run.dir, dev).train()
+    for p in run.reference.parameters(): p.requires_grad_(False)
+    if not (SOURCES[cfg.mode].sampled or cfg.sync_ref_model): run.cache = _reference_cache(run)  # read once, unless it moves
+    run.opt = _optimizer(cfg.optimizer, run.policy.parameters(), cfg.lr)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    run.eval_prompts = [run.lang.prompt(int(s)) for s in torch.randint(0, run.lang.n_symbols, (cfg.eval_prompts,), generator=g)]
+    run.eval_ids = encode(run.tokenizer, run.eval_prompts, prompt=True)
+
+def _resume(run: Run) -> None:
+    "Continue from the newest complete checkpoint, if any: weights, optimizer, batch order, RNG, loss state and metrics rows."
+    run.start, run.rows = run.dir.resume(lambda ck: _restore(run, ck), _required(run.cfg)) or (0, [])
+    if run.rows and run.acc.is_main_process: run.dir.write_metrics(run.rows)  # the run's rows are the checkpoint's: none lost, none twice
+    run.policy, run.opt = run.acc.prepare(run.policy, run.opt)
+
+# %% ../nbs/09_lm_train.ipynb #st900008
+def _checkpoint(run: Run, step: int) -> None:
+    "Publish a checkpoint where one is due (main process); every process waits for it."
+    if run.acc.is_main_process and _due(run.cfg.checkpoint_every, step, run.cfg.steps): _save_checkpoint(run, step)
+    run.acc.wait_for_everyone()
+
+def _progress(run: Run, progress: bool):
+    "The steps still to take, with a progress bar on the main process."
     from tqdm.auto import tqdm
-    reference, policy, pad = _load_reference(run, acc.device).eval(), _load_reference(run, acc.device).train(), tokenizer.pad_token_id
-    for p in reference.parameters(): p.requires_grad_(False)
-    ev_prompts = [lang.prompt(int(s)) for s in torch.randint(0, lang.n_symbols, (cfg.eval_prompts,), generator=torch.Generator().manual_seed(cfg.seed + 1))]
-    ev_P = encode(tokenizer, ev_prompts, prompt=True)
-    if cfg.mode == "offline":  # the reference read once, unless TR-DPO moves it
-        batches, ref_cache = Batches(len(ex), cfg.batch_size, cfg.seed), None if cfg.sync_ref_model else _reference_cache(run, reference, ex, pad, acc)
-    else:
-        prompt_pool = [lang.prompt(s) for s in range(lang.n_symbols)]
-        prompt_ids, batches = encode(tokenizer, prompt_pool, prompt=True), Batches(len(prompt_pool), cfg.batch_size, cfg.seed)
-    opt, state = _adamw(policy.parameters(), cfg.lr), fam.start(cfg)
-    # resume: weights, optimizer, batch order, RNG, family state and the metrics rows of the newest complete checkpoint
-    start, rows = run.resume(lambda ck: _restore(ck, policy, reference, opt, batches, state, cfg), _required(cfg)) or (0, [])
-    if rows and acc.is_main_process: run.write_metrics(rows)  # the run's rows are the checkpoint's: none lost, none twice
-    policy, opt = acc.prepare(policy, opt)
-    for step in tqdm(range(start + 1, cfg.steps + 1), desc=f"{'+'.join(cfg.loss_type)} ({cfg.mode})", initial=start, total=cfg.steps,
-                     disable=not (progress and acc.is_main_process)):
-        # on a CPU, one intra-op thread: these models are too small for a pool to pay, a pool sharing its cores with other
-        # busy processes spins at its barriers (core.one_thread), and one thread makes a run repeat exactly wherever it resumes
-        with one_thread(acc.device.type == "cpu"):
-            idx = _shard(batches.next(), acc).tolist()
-            if cfg.mode == "offline":
-                batch, ref = ex.take(idx), (None if ref_cache is None else {k: v[idx] for k, v in ref_cache.items()})
-            else:  # pairs from the current policy; the reference is read live
-                batch, ref = _on_policy_pairs(acc.unwrap_model(policy), tokenizer, lang, cfg, [prompt_pool[i] for i in idx], [prompt_ids[i] for i in idx]), None
-            row = {"step": step, **train_step(cfg, fam, policy, reference, opt, acc, batch, ref, state, pad)}
-            if cfg.sync_ref_model and step % cfg.ref_model_sync_steps == 0: _sync_reference(reference, acc.unwrap_model(policy), cfg.ref_model_mixup_alpha)
-            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                row.update(_evaluate(acc.unwrap_model(policy), reference, tokenizer, lang, cfg, ev_prompts, ev_P, step, acc.device))
-            rows.append(row)
-        if acc.is_main_process and ((cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps):
-            _save_checkpoint(run, step, acc.unwrap_model(policy), reference, opt, batches, state, rows, cfg)
-        acc.wait_for_everyone()
+    return tqdm(range(run.start + 1, run.cfg.steps + 1), desc=f"{'+'.join(run.cfg.loss_type)} ({run.cfg.mode})", initial=run.start,
+                total=run.cfg.steps, disable=not (progress and run.acc.is_main_process))
 
 # %% ../nbs/09_lm_train.ipynb #09f4a4e5
+@door(cfg=is_a(TrainConfig), run_dir=is_a(str, Path), resume=is_a(bool), progress=is_a(bool))
 def train(cfg: TrainConfig,  # the run's configuration
           run_dir: str | Path,  # where the config, reference, metrics and checkpoints go
           *, resume: bool = True,  # continue from the directory's newest complete checkpoint (same config required)
           progress: bool = True,  # tqdm progress bars (main process only)
          ) -> Path:  # the run directory
     "SFT, then preference training with the configured losses, under Accelerate; resumable; metrics to metrics.parquet."
-    check_type("cfg", cfg, TrainConfig); check_type("run_dir", run_dir, (str, Path))
-    check_type("resume", resume, bool); check_type("progress", progress, bool)
-    from prefbench_lib.lm_data import read_dataset
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # transformers' own bars for every save and load would bury ours
-    acc, run = _accelerator(cfg), RunDir(run_dir)
-    with run.writing(cfg.to_dict(), resume) if acc.is_main_process else contextlib.nullcontext():  # the run's lock, held to the end
+    acc, directory = _accelerator(cfg), RunDir(run_dir)
+    with directory.writing(cfg.to_dict(), resume) if acc.is_main_process else contextlib.nullcontext():  # the run's lock, held to the end
         acc.wait_for_everyone()
-        torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
-        lang, fam = _language(cfg.language), family_of(cfg)
-        tokenizer = _run_tokenizer(run, lang, acc)
-        # the data is read and checked before any training: a file that cannot be used fails before SFT runs
-        ex = fam.examples(read_dataset(cfg.data, fam.kind) if cfg.data else _synthetic(fam.kind, lang, cfg), tokenizer, cfg) if cfg.mode == "offline" else None
-        _reference_stage(cfg, run, tokenizer, lang, acc, progress)
-        _preference_stage(cfg, run, fam, tokenizer, lang, ex, acc, progress)
-    return run.path
+        run = _prepare(cfg, directory, acc)  # seeds, tokenizer, loss family, data: a file that cannot be used fails before SFT
+        _reference_stage(run, progress)  # SFT, published whole as reference/
+        _preference_start(run)  # policy, reference and its cached reading, optimizer
+        _resume(run)  # from the newest complete checkpoint, if any
+        for step in _progress(run, progress):
+            # on a CPU, one intra-op thread: these models are too small for a pool to pay, a pool sharing its cores with other
+            # busy processes spins at its barriers (core.one_thread), and one thread makes a run repeat exactly wherever it resumes
+            with one_thread(acc.device.type == "cpu"):
+                row = {"step": step, **train_step(run, *SOURCES[cfg.mode].batch(run, _shard(run.batches.next(), acc).tolist()))}
+                _move_reference(run, step)
+                run.rows.append(row | _evaluate(run, step))
+            _checkpoint(run, step)
+    return directory.path

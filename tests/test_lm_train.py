@@ -97,3 +97,114 @@ def test_prefbench_train_runs_from_a_config_file(tmp_path):
     r = subprocess.run([str(exe), "train", "--config", str(tmp_path / "tiny.yaml"), "--run-dir", str(tmp_path / "run"), "seed=4", "beta=0.5"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "different config (fields beta)" in r.stderr, r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- registered after import: one registration each, no other file
+
+QUICK = dict(hidden_size=32, heads=2, sft_examples=64, pairs=32, sft_steps=0, steps=3, batch_size=8, eval_every=0, eval_prompts=4,
+             checkpoint_every=0)
+
+
+def _metrics_of(cfg, tmp_path, name):
+    from prefbench_lib.lm_train import train
+    return pd.read_parquet(train(cfg, tmp_path / name, progress=False) / "metrics.parquet")
+
+
+def test_a_pairwise_loss_registered_after_import_trains(tmp_path):
+    "A loss added to losses.LOSSES after lm_train is imported is trainable at once, its declared range checked by the config."
+    import math
+    import torch.nn.functional as F
+    import prefbench_lib.lm_train  # noqa: F401  (imported first: nothing below touches it)
+    from prefbench_lib.losses import LOSSES, LossOutput, pairwise
+    name = "scratch_margin_dpo"
+    assert name not in LOSSES
+
+    @pairwise(name, margin="[0, inf)")
+    def scratch(pair, *, beta: float, margin: float = 0.0) -> LossOutput:
+        "DPO with a margin."
+        return pair.output(-F.logsigmoid(beta * pair.delta - margin), beta)
+    try:
+        with pytest.raises(ValueError, match="margin"): TrainConfig(loss_type=name, loss_kwargs={"margin": -1.0})
+        d = _metrics_of(TrainConfig(loss_type=[name, "sft"], loss_kwargs={"margin": 0.5}, **QUICK), tmp_path, "pair")
+        assert list(d["step"]) == [1, 2, 3] and f"loss/{name}" in d
+        assert abs(d.loc[0, f"loss/{name}"] - (-math.log(1 / (1 + math.exp(0.5))))) < 1e-5  # step 1, policy = reference: -log sigma(-margin)
+    finally:
+        LOSSES.pop(name, None)
+
+
+def test_an_unpaired_loss_registered_after_import_trains_and_an_unregistered_one_is_refused(tmp_path):
+    "An unpaired loss is refused by name until it is registered (never trained as BCO); one registration makes it trainable, state and all."
+    import math
+    import torch
+    import torch.nn.functional as F
+    from prefbench_lib import lm_train
+    from prefbench_lib.losses import LossOutput, declare_ranges
+    name = "scratch_sigmoid_unpaired"
+    with pytest.raises(ValueError, match="loss_type must be one of"): TrainConfig(loss_type=name, **QUICK)
+
+    @declare_ranges(shift="(-inf, inf)", weight="(0, inf)")
+    def scratch(policy_logps, ref_logps, desirable, *, beta: float, shift: float, weight: float = 1.0) -> LossOutput:
+        "-log sigma(+-(beta rho - shift)), + for desirable completions."
+        r = beta * (policy_logps - ref_logps) - shift
+        losses = -weight * F.logsigmoid(torch.where(desirable.bool(), r, -r))
+        return LossOutput(losses, r.detach(), r.detach())
+
+    class Steps:  # the loss's state across steps: how many batches it has seen
+        def __init__(self): self.count = 0
+
+    def shift(run, batch, pol, ref):  # a per-batch value the trainer supplies: 0 on the first step
+        run.state.count += 1
+        return float(run.state.count - 1)
+
+    lm_train.UNPAIRED[name] = lm_train.UnpairedLoss(scratch, "shift", shift, metric="shift", start=Steps)  # the one registration
+    try:
+        with pytest.raises(ValueError, match="weight"): TrainConfig(loss_type=name, loss_kwargs={"weight": 0.0})
+        with pytest.raises(ValueError, match="belong to none"): TrainConfig(loss_type=name, loss_kwargs={"shift": 1.0})  # the trainer's
+        d = _metrics_of(TrainConfig(loss_type=name, loss_kwargs={"weight": 2.0}, **{**QUICK, "checkpoint_every": 1}), tmp_path, "un")
+        assert list(d["shift"]) == [0.0, 1.0, 2.0]  # its value, logged under its name, from its own state
+        assert abs(d.loc[0, "loss"] - 2 * math.log(2)) < 1e-5  # step 1: rho = 0, shift = 0: 2 (-log sigma(0))
+        from prefbench_lib.runs import load_tree
+        assert load_tree(tmp_path / "un" / "checkpoints" / "step_000002" / "state.safetensors")["family"] == {"count": 2}  # checkpointed
+    finally:
+        lm_train.UNPAIRED.pop(name, None)
+
+
+def test_a_loss_family_registered_after_import_trains(tmp_path):
+    "A new kind of loss (its data, its losses, its step) is two registrations, and `train` runs it without naming it."
+    from typing import NamedTuple
+    import torch
+    from prefbench_lib import lm_train as L
+
+    class Values(NamedTuple):
+        losses: torch.Tensor  # [n]
+
+    def loss(run, batch, ref):  # the chosen completion's NLL: only the chosen side of each pair
+        pol = L._sequence_reading(run.policy, batch, run.pad).logps[:, 0]
+        return (-pol).mean(), Values(-pol.detach())
+
+    def examples(ds, tokenizer, entry):
+        return L.Examples(L.encode(tokenizer, ds["prompt"], prompt=True), [[c] for c in L.encode(tokenizer, ds["chosen"], prompt=False)], {})
+
+    L.LOSS_KINDS["chosen_only"] = L.LossKind("preference", lambda: {"chosen_nll": loss}, lambda entry: {})
+    L.FAMILIES["chosen_only"] = L.Family(examples, loss, lambda run, v: {"loss": float(v.losses.mean()), "pairs": len(v.losses)})
+    try:
+        d = _metrics_of(TrainConfig(loss_type="chosen_nll", **{**QUICK, "lr": 3e-3, "steps": 4}), tmp_path, "fam")
+        assert list(d["pairs"]) == [8] * 4 and d["loss"].iloc[-1] < d["loss"].iloc[0]  # it trains: the NLL falls
+        with pytest.raises(ValueError, match="mixes losses of different kinds"): TrainConfig(loss_type=["chosen_nll", "sigmoid"])
+        with pytest.raises(ValueError, match="needs pairwise losses"): TrainConfig(loss_type="chosen_nll", mode="on_policy")
+    finally:
+        L.LOSS_KINDS.pop("chosen_only", None); L.FAMILIES.pop("chosen_only", None)
+
+
+def test_lm_train_names_no_loss():
+    "lm_train chooses no loss, family, mode or model by comparing its name: they are registered entries carrying their own data."
+    import re
+    from prefbench_lib import lm_train
+    from prefbench_lib.listwise import LIST_LOSSES
+    from prefbench_lib.losses import LOSSES, TERMS
+    src = Path(lm_train.__file__).read_text()
+    names = {*LOSSES, *TERMS, *LIST_LOSSES, *lm_train.UNPAIRED, *lm_train.LOSS_KINDS, *lm_train.SOURCES, *lm_train.MODEL_KINDS}
+    compared = [m.group(0) for n in names for m in re.finditer(rf'(==|!=)\s*["\']{re.escape(n)}["\']|["\']{re.escape(n)}["\']\s*(==|!=)', src)]
+    assert not compared, compared
+    assert not re.search(r'\bin \(\s*["\']', src), "a name tested against a tuple of strings"
+    assert not re.search(r'loss_type\[0\]\s*(==|!=|in\b)', src)
