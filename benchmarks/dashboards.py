@@ -1,7 +1,7 @@
 """How fast the dashboards answer: a parameter change to recomputed figures, and a page load to its first figure.
 
 1. Update: for each dashboard at its default sizes, the time from setting a parameter to the moment every pane it
-   affects holds its recomputed figure (`Dashboard._refresh` runs synchronously in the setter when there is no
+   affects holds its recomputed figure (`Panes.refresh` runs synchronously in the setter when there is no
    server). Each change goes to a value not seen before, so nothing comes from the cache: margins retrains its three
    losses (beta), mode seeking reruns its three algorithms in both regimes (reward peak), Nash reruns its three
    self-play algorithms (eta). A change of a parameter that only one cheap panel depends on, and a revisit of a
@@ -68,7 +68,7 @@ def first_render_times() -> dict:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             for slug in D.PAGES:
-                n = len(D.PAGES[slug].dashboard.EXPLORER.FIGURES)
+                n = len(D.PAGES[slug].dashboard.EXPLORER.panels())
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 t0 = time.perf_counter()
                 page.goto(url + slug, wait_until="commit")

@@ -32,7 +32,6 @@ import param
 import plotly.graph_objects as go
 import plotly.io as pio
 import torch
-from fastcore.basics import patch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
@@ -41,16 +40,19 @@ from .core import check_choice, check_int, check_texts, check_type, data_dir
 from .losses import LOSSES, loss_hyperparameters
 from .metrics import idealized_ranking_accuracy, pair_problem, train_pairs
 from .toy import bin_reward, kl_frontier, reference_distribution, run_bandit
-from .widgets import distinct_losses, escape_text, hparam_range, loss_frame, toy_algorithms
+from .views import distinct_losses, escape_text, hparam_range, loss_frame, toy_algorithms  # no ipywidgets here
 
 # %% auto #0
-__all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS', 'DASH',
-           'REFERENCES', 'RUN_CONFIG', 'RUN_METRICS', 'RUN_NUMBERS', 'PAGES', 'LOOPBACK', 'hyperparameter_class',
-           'hyperparameter_values', 'colors', 'Rendered', 'Explorer', 'loss_curves', 'RunCache', 'MarginsExplorer',
-           'figure', 'axes', 'grid', 'ModeSeekingExplorer', 'band', 'reference_policy', 'NashExplorer', 'runs_root',
-           'read_run', 'RunsFound', 'read_runs', 'RunsExplorer', 'TextAlert', 'Dashboard', 'MarginsDashboard',
-           'ModeSeekingDashboard', 'NashDashboard', 'RunsDashboard', 'Page', 'page', 'index_page', 'websocket_origins',
-           'serialize_busy_state', 'quiet_closed_sockets', 'serve']
+__all__ = ['LOSS_NAMES', 'PALETTE', 'PAIR_RUNS', 'SCALES', 'TEMPLATE', 'LAYOUT', 'TRAINING_PANELS', 'TOY_NAMES', 'BANDIT_RUNS',
+           'DASH', 'MARKER', 'REFERENCES', 'RUN_CONFIG', 'RUN_METRICS', 'RUN_NUMBERS', 'PAGES', 'LOOPBACK',
+           'hyperparameter_class', 'hyperparameter_values', 'colors', 'Rendered', 'figure_panel', 'Explorer',
+           'loss_curves', 'RunCache', 'PairSetting', 'PairRun', 'MarginsSettings', 'MarginsExplorer', 'figure', 'axes',
+           'grid', 'BanditSetting', 'BanditRun', 'ModeSeekingSettings', 'ModeSeekingExplorer', 'band',
+           'reference_policy', 'NashSetting', 'NashSettings', 'NashExplorer', 'runs_root', 'FileStamp', 'Stamp',
+           'RunStamp', 'read_run', 'RunsFound', 'read_runs', 'RunsSettings', 'RunsDirectory', 'RunsExplorer',
+           'MetricPanel', 'TextAlert', 'Panes', 'Dashboard', 'MarginsDashboard', 'ModeSeekingDashboard',
+           'NashDashboard', 'RunsDashboard', 'Page', 'page', 'index_page', 'websocket_origins', 'serialize_busy_state',
+           'quiet_closed_sockets', 'serve']
 
 # %% ../nbs/11_dashboards.ipynb #e876b7a3
 def hyperparameter_class(loss: str,  # a name in LOSSES
@@ -95,25 +97,39 @@ class Rendered(NamedTuple):
         "The distinct messages, or None."
         return "\n\n".join(dict.fromkeys(self.errors.values())) or None
 
+# %% ../nbs/11_dashboards.ipynb #d25a0002
+def figure_panel(name: str,  # the panel's name: the key of its pane, its figure and its error
+                 *dependencies: param.Parameter,  # the settings it is drawn from, as parameter objects (`Settings.param.x`)
+                ) -> Callable[[Callable], Callable]:  # a decorator for an explorer method that returns the panel's figure
+    "Register an explorer method as the figure of panel `name`, redrawn when one of `dependencies` changes (`param.depends`)."
+    check_type("name", name, str)
+    for d in dependencies: check_type("dependencies", d, param.Parameter)
+    def register(method: Callable) -> Callable:
+        method = param.depends(*dependencies)(method)
+        method.panel = name
+        return method
+    return register
+
+# %% ../nbs/11_dashboards.ipynb #d25a0004
 class Explorer(param.Parameterized):
-    "Base of the dashboards' state: parameters, which panel depends on which, and `render`."
-    FIGURES: dict[str, tuple[str, ...]] = {}  # panel name -> the parameters it depends on
+    "Base of the dashboards' state: parameters, the figure panels drawn from them (`figure_panel`), and `render`."
     ROWS: list[list[str]] | None = None  # panels side by side, row by row (None: one per row)
 
-    def nested(self) -> dict[str, list[param.Parameterized]]:
-        "Parameterized objects whose changes count as a change of the pseudo-parameter of that name (e.g. 'hparams')."
-        return {}
+    @classmethod
+    def panels(cls) -> dict[str, str]:
+        "Panel name -> the name of its figure method, in the order the classes define them (a base class's first)."
+        return {m.panel: m.__name__ for k in reversed(cls.__mro__) for m in vars(k).values() if isinstance(getattr(m, "panel", None), str)}
 
     def affected(self, changed: set[str]) -> list[str]:
-        "The panels a change of the named parameters makes stale."
-        return [f for f, deps in self.FIGURES.items() if set(deps) & changed]
+        "The panels a change of the named parameters makes stale, from each panel's declared dependencies."
+        return [p for p, m in self.panels().items() if {d.name for d in self.param.method_dependencies(m)} & changed]
 
     def render(self, names: list[str] | None = None,  # panels to compute; None: all
               ) -> Rendered:
         "Compute the named panels from the current settings; a ValueError from the library becomes that panel's error."
-        figs, errors = {}, {}
-        for n in names or list(self.FIGURES):
-            try: figs[n] = getattr(self, f"{n}_figure")()
+        figs, errors, panels = {}, {}, self.panels()
+        for n in names or list(panels):
+            try: figs[n] = getattr(self, panels[n])()
             except ValueError as e: errors[n] = str(e)
         return Rendered(figs, errors)
 
@@ -124,7 +140,7 @@ def loss_curves(names: list[str],  # names in LOSSES
                 margin_range: float = 20.0,  # Delta runs over [-margin_range, margin_range]
                 n: int = 201,  # grid points
                ) -> pd.DataFrame:  # loss, margin, value, gradient_weight (-dL/dDelta)
-    "Each loss's `widgets.loss_frame`, stacked: its value and push against the log-ratio margin Delta."
+    "Each loss's `views.loss_frame`, stacked: its value and push against the log-ratio margin Delta."
     check_texts("names", names); check_type("hparams", hparams, dict); check_int("n", n, 2)
     if unknown := [x for x in names if x not in LOSSES]:
         raise ValueError(f"names must be loss names in LOSSES, got names={names!r}; unknown: {', '.join(map(repr, unknown))}")
@@ -156,15 +172,30 @@ class RunCache:
             while len(self._d) > self.max_items: self._d.pop(next(iter(self._d)))
         return out
 
+# %% ../nbs/11_dashboards.ipynb #d25b0001
+class PairSetting(NamedTuple):
+    "What the margins runs trained together share: the pair problem and the optimisation."
+    beta: float  # beta of every loss
+    n_prompts: int  # prompts of the pair problem
+    pairs_per_prompt: int  # labelled pairs per prompt
+    steps: int  # training steps
+    lr: float  # learning rate
+    seed: int  # seed of the pair problem
+
+class PairRun(NamedTuple):
+    "The key of one cached margins run."
+    loss: str  # a name in LOSSES
+    hparams: tuple[tuple[str, float], ...]  # its hyperparameters, sorted (name, value) pairs
+    setting: PairSetting  # the data and optimisation
+
 # %% ../nbs/11_dashboards.ipynb #8c18a6cd
-def _train_runs(keys: list[tuple]) -> list[pd.DataFrame]:
-    "train_pairs histories for keys (loss, hyperparameters, beta, n_prompts, pairs_per_prompt, steps, lr, seed), one call per setting."
+def _train_runs(keys: list[PairRun]) -> list[pd.DataFrame]:
+    "train_pairs histories for keys, one call per setting (the runs of one setting trained together)."
     out = {}
-    for setting in dict.fromkeys(k[2:] for k in keys):
-        beta, n_prompts, pairs_per_prompt, steps, lr, seed = setting
-        group = [k for k in keys if k[2:] == setting]
-        hist = train_pairs(_pair_problem(n_prompts, pairs_per_prompt, seed), [(k[0], dict(k[1])) for k in group], beta=beta,
-                           steps=steps, lr=lr, optimizer="normalized", every=max(1, steps // 50)).history
+    for s in dict.fromkeys(k.setting for k in keys):
+        group = [k for k in keys if k.setting == s]
+        hist = train_pairs(_pair_problem(s.n_prompts, s.pairs_per_prompt, s.seed), [(k.loss, dict(k.hparams)) for k in group], beta=s.beta,
+                           steps=s.steps, lr=s.lr, optimizer="normalized", every=max(1, s.steps // 50)).history
         for k, label in zip(group, hist.run.cat.categories):  # runs keep the order they were given in
             out[k] = hist[hist.run == label].reset_index(drop=True)
     return [out[k] for k in keys]
@@ -172,27 +203,31 @@ def _train_runs(keys: list[tuple]) -> list[pd.DataFrame]:
 PAIR_RUNS = RunCache(_train_runs)  # every margins dashboard of this process shares it
 
 # %% ../nbs/11_dashboards.ipynb #e8d11185
-class MarginsExplorer(Explorer):
-    "The reward-margins dashboard's state: the chosen losses, beta and their hyperparameters, and a run on the pair problem."
+SCALES = {"per loss": True, "absolute": False}  # the shape panels' scale -> whether each curve is divided by its largest |value|
+
+class MarginsSettings(Explorer):
+    "The reward-margins dashboard's settings: the chosen losses, beta, the shape panels' range, and a run on the pair problem."
     losses = param.ListSelector(default=["sigmoid", "ipo", "simpo"], objects=LOSS_NAMES, label="losses", doc="losses to compare")
     beta = param.Number(0.1, bounds=(0.01, 2.0), step=0.01, label="β", doc="beta of every loss")
     margin_range = param.Number(20.0, bounds=(1.0, 100.0), label="margin range", doc="the shape panels show Delta in [-range, range]")
-    scale = param.Selector(default="per loss", objects=["per loss", "absolute"], label="shape scale",
+    scale = param.Selector(default="per loss", objects=list(SCALES), label="shape scale",
                            doc="per loss: each curve divided by its largest absolute value on the grid, so shapes compare; absolute: as they are")
     n_prompts = param.Integer(500, bounds=(50, 4000), label="prompts", doc="prompts of the pair problem, 8 candidate responses each")
     pairs_per_prompt = param.Integer(6, bounds=(1, 28), label="pairs per prompt", doc="labelled pairs per prompt: with more than one, a response can be chosen in one pair and rejected in another")
     steps = param.Integer(100, bounds=(10, 2000), label="steps", doc="training steps")
     lr = param.Number(0.1, bounds=(0.001, 0.5), step=0.001, label="learning rate", doc="learning rate (Adam with one second moment per run)")
     seed = param.Integer(0, bounds=(0, 10_000), label="seed", doc="seed of the pair problem")
+    hparams_changed = param.Event(precedence=-1, doc="fires when a hyperparameter of any loss changes (they live in their own objects)")
 
-    FIGURES = {"shapes": ("losses", "beta", "margin_range", "scale", "hparams"),
-               "training": ("losses", "beta", "n_prompts", "pairs_per_prompt", "steps", "lr", "seed", "hparams")}
+# %% ../nbs/11_dashboards.ipynb #d25b0004
+_m = MarginsSettings.param
 
+class MarginsExplorer(MarginsSettings):
+    "The reward-margins dashboard: each loss's shape along the margin, and a run of every chosen loss on the pair problem."
     def __init__(self, **params):
         super().__init__(**params)
         self.hparams = {n: hyperparameter_class(n)() for n in LOSS_NAMES}  # every loss's own knobs, kept while it is not shown
-
-    def nested(self) -> dict[str, list[param.Parameterized]]: return {"hparams": list(self.hparams.values())}
+        for h in self.hparams.values(): h.param.watch(lambda *_: self.param.trigger("hparams_changed"), list(h.param))
 
     def _hp(self) -> dict[str, dict]: return {n: hyperparameter_values(self.hparams[n]) for n in self.losses}
 
@@ -202,20 +237,26 @@ class MarginsExplorer(Explorer):
 
     def training_frame(self) -> pd.DataFrame:
         "The metrics of every chosen loss over training (train_pairs), one cached run per loss."
-        hp = self._hp()
-        keys = [(n, tuple(sorted(hp[n].items())), self.beta, self.n_prompts, self.pairs_per_prompt, self.steps, self.lr, self.seed)
-                for n in self.losses]
-        if not keys: raise ValueError("losses must hold at least one loss, got losses=[]")
-        return pd.concat(PAIR_RUNS.get(keys), ignore_index=True)
+        if not self.losses: raise ValueError("losses must hold at least one loss, got losses=[]")
+        hp, s = self._hp(), PairSetting(self.beta, self.n_prompts, self.pairs_per_prompt, self.steps, self.lr, self.seed)
+        return pd.concat(PAIR_RUNS.get([PairRun(n, tuple(sorted(hp[n].items())), s) for n in self.losses]), ignore_index=True)
 
-# %% ../nbs/11_dashboards.ipynb #d2198500
-@patch
-def reference_lines(self: MarginsExplorer) -> dict[str, float]:
-    "The ranking accuracy of the reference, and the idealized one (the population DPO optimum at this beta)."
-    pb = _pair_problem(self.n_prompts, self.pairs_per_prompt, self.seed)
-    ref_w, ref_l = pb.ref_logps[pb.prompt, pb.chosen], pb.ref_logps[pb.prompt, pb.rejected]
-    return {"reference": (ref_w >= ref_l).float().mean().item(),
-            "idealized": idealized_ranking_accuracy(ref_w, ref_l, pb.alpha, beta=self.beta)}
+    def reference_lines(self) -> dict[str, float]:
+        "The ranking accuracy of the reference, and the idealized one (the population DPO optimum at this beta)."
+        pb = _pair_problem(self.n_prompts, self.pairs_per_prompt, self.seed)
+        ref_w, ref_l = pb.ref_logps[pb.prompt, pb.chosen], pb.ref_logps[pb.prompt, pb.rejected]
+        return {"reference": (ref_w >= ref_l).float().mean().item(),
+                "idealized": idealized_ranking_accuracy(ref_w, ref_l, pb.alpha, beta=self.beta)}
+
+    @figure_panel("shapes", _m.losses, _m.beta, _m.margin_range, _m.scale, _m.hparams_changed)
+    def shapes_figure(self) -> go.Figure:
+        "The loss-shape panels for the current settings (`_shapes_figure`)."
+        return _shapes_figure(self.shapes_frame(), self.beta, SCALES[self.scale])
+
+    @figure_panel("training", _m.losses, _m.beta, _m.n_prompts, _m.pairs_per_prompt, _m.steps, _m.lr, _m.seed, _m.hparams_changed)
+    def training_figure(self) -> go.Figure:
+        "The training panels for the current settings (`_training_figure`)."
+        return _training_figure(self.training_frame(), self.reference_lines(), self.beta)
 
 # %% ../nbs/11_dashboards.ipynb #8fe192e6
 _WHITE = pio.templates["plotly_white"].to_plotly_json()["layout"]
@@ -263,7 +304,7 @@ def _shapes_figure(shapes: pd.DataFrame, beta: float, per_loss: bool = True) -> 
     "Loss and -dL/dDelta against Delta, one colour per loss; per_loss divides each curve by its largest absolute value."
     unit = " ÷ its max" if per_loss else ""
     layout = grid(1, 2, (f"loss L(Δ){unit}", f"push −∂L/∂Δ{unit}"), horizontal_spacing=0.1)
-    col, data = colors(LOSS_NAMES, MarginsExplorer.param["losses"].default), []
+    col, data = colors(LOSS_NAMES, MarginsSettings.param["losses"].default), []
     for name, d in shapes.groupby("loss", sort=False):
         for c, y in ((1, "value"), (2, "gradient_weight")):
             v = d[y] / max(d[y].abs().max(), 1e-300) if per_loss else d[y]
@@ -279,7 +320,7 @@ TRAINING_PANELS = [("chosen_reward", "rewards: chosen —, rejected ┄"), ("mar
 def _training_figure(hist: pd.DataFrame, lines: dict[str, float], beta: float) -> go.Figure:
     "Six panels over training steps, one colour per loss."
     layout = grid(2, 3, tuple(t for _, t in TRAINING_PANELS), horizontal_spacing=0.07, vertical_spacing=0.16)
-    col, data = colors(LOSS_NAMES, MarginsExplorer.param["losses"].default), []
+    col, data = colors(LOSS_NAMES, MarginsSettings.param["losses"].default), []
     for name, d in hist.groupby("loss", sort=False):
         for k, (y, _) in enumerate(TRAINING_PANELS):
             data.append(dict(type="scatter", x=d.step.values, y=d[y].values, name=name, legendgroup=name, showlegend=k == 0,
@@ -296,39 +337,42 @@ def _training_figure(hist: pd.DataFrame, lines: dict[str, float], beta: float) -
     for ax in ("xaxis4", "xaxis5", "xaxis6"): layout[ax]["title"] = {"text": "step"}
     return figure(data, {**layout, "title": {"text": f"Training on the pair problem (β = {beta:g})"}, "height": 620})
 
-# %% ../nbs/11_dashboards.ipynb #9b5b75f9
-@patch
-def shapes_figure(self: MarginsExplorer) -> go.Figure:
-    "The loss-shape panels for the current settings."
-    return _shapes_figure(self.shapes_frame(), self.beta, self.scale == "per loss")
-
-@patch
-def training_figure(self: MarginsExplorer) -> go.Figure:
-    "The training panels for the current settings."
-    return _training_figure(self.training_frame(), self.reference_lines(), self.beta)
-
 # %% ../nbs/11_dashboards.ipynb #b00ead94
 TOY_NAMES: list[str] = toy_algorithms(no_neg=True)  # every toy rule (aliases once), and each pairwise one without its negative gradient
 
-def _bandit_runs(keys: list[tuple]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    "(metrics over steps, final policies) for keys (algorithm, reward_center, regimes, steps, seeds, lr, beta); one run_bandit call per setting."
+class BanditSetting(NamedTuple):
+    "What the toy-bandit runs of one request share (one batched run_bandit call)."
+    reward_center: int  # the reward's peak bin
+    regimes: tuple[str, ...]  # "on_policy", "offline", or both
+    steps: int  # gradient steps
+    seeds: int  # runs per algorithm and regime
+    lr: float  # learning rate
+    beta: float  # beta of the pairwise rules
+
+class BanditRun(NamedTuple):
+    "The key of one cached algorithm's runs on the toy bandit."
+    algorithm: str  # a name in TOY_NAMES
+    setting: BanditSetting  # the bandit and the optimisation
+
+# %% ../nbs/11_dashboards.ipynb #d25c0002
+def _bandit_runs(keys: list[BanditRun]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    "(metrics over steps, final policies) for keys; one run_bandit call per setting."
     out = {}
-    for setting in dict.fromkeys(k[1:] for k in keys):
-        reward_center, regimes, steps, seeds, lr, beta = setting
-        algs = [k[0] for k in keys if k[1:] == setting]
-        df = run_bandit(algs, reward_center=float(reward_center), regime=list(regimes), steps=steps, seeds=seeds, lr=lr, beta=beta,
-                        record_policy=True, progress=False)
+    for s in dict.fromkeys(k.setting for k in keys):
+        algs = [k.algorithm for k in keys if k.setting == s]
+        df = run_bandit(algs, reward_center=float(s.reward_center), regime=list(s.regimes), steps=s.steps, seeds=s.seeds, lr=s.lr,
+                        beta=s.beta, record_policy=True, progress=False)
         pi = [c for c in df.columns if c.startswith("pi_")]
         for a in algs:
             d = df[df.algorithm == a]
-            out[(a, *setting)] = (d.drop(columns=pi).reset_index(drop=True), d[d.step == steps].reset_index(drop=True))
+            out[BanditRun(a, s)] = (d.drop(columns=pi).reset_index(drop=True), d[d.step == s.steps].reset_index(drop=True))
     return [out[k] for k in keys]
 
 BANDIT_RUNS = RunCache(_bandit_runs)  # every mode-seeking dashboard of this process shares it
 
 # %% ../nbs/11_dashboards.ipynb #a32877b9
-class ModeSeekingExplorer(Explorer):
-    "The mode-seeking dashboard's state: algorithms on the toy bandit, offline and on-policy, against the reward-KL frontier."
+class ModeSeekingSettings(Explorer):
+    "The mode-seeking dashboard's settings: algorithms on the toy bandit, the reward's peak, the regimes and the optimisation."
     algorithms = param.ListSelector(default=["sft", "sigmoid", "ppo"], objects=TOY_NAMES, label="algorithms", doc="algorithms (a pairwise rule, a LOSSES name or rpo, is that loss on the batch's best and worst samples; _no_neg drops its negative gradient)")
     reward_center = param.Integer(70, bounds=(0, 99), label="reward peak (bin)", doc="the bin of the reward's peak: 70 sits where the reference has little mass, 20 near its mode")
     regimes = param.ListSelector(default=["on_policy", "offline"], objects=["on_policy", "offline"], label="regimes", doc="on-policy samples from the current policy; offline from the reference, once")
@@ -337,17 +381,38 @@ class ModeSeekingExplorer(Explorer):
     lr = param.Number(0.05, bounds=(0.001, 0.5), step=0.001, label="learning rate", doc="learning rate")
     beta = param.Number(0.1, bounds=(0.01, 2.0), step=0.01, label="β", doc="beta of the pairwise losses")
 
-    FIGURES = {k: ("algorithms", "reward_center", "regimes", "steps", "seeds", "lr", "beta") for k in ("reward", "policy", "frontier")}
+# %% ../nbs/11_dashboards.ipynb #d25c0004
+_b = ModeSeekingSettings.param
+_BANDIT = (_b.algorithms, _b.reward_center, _b.regimes, _b.steps, _b.seeds, _b.lr, _b.beta)  # every panel is drawn from the runs
 
+class ModeSeekingExplorer(ModeSeekingSettings):
+    "The mode-seeking dashboard: expected reward over steps, where the mass went, and the reward-KL frontier."
     def runs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         "The metrics frame of every run over steps, and the final policies (columns pi_0..pi_99), for the chosen algorithms."
         if not self.regimes: raise ValueError("regimes must hold at least one of 'on_policy', 'offline', got regimes=[]")
         if not self.algorithms: raise ValueError("algorithms must hold at least one algorithm, got algorithms=[]")
-        out = BANDIT_RUNS.get([(a, self.reward_center, tuple(self.regimes), self.steps, self.seeds, self.lr, self.beta) for a in self.algorithms])
+        s = BanditSetting(self.reward_center, tuple(self.regimes), self.steps, self.seeds, self.lr, self.beta)
+        out = BANDIT_RUNS.get([BanditRun(a, s) for a in self.algorithms])
         return pd.concat([o[0] for o in out], ignore_index=True), pd.concat([o[1] for o in out], ignore_index=True)
 
+    @figure_panel("reward", *_BANDIT)
+    def reward_figure(self) -> go.Figure:
+        "Expected reward over steps (`_reward_figure`)."
+        return _reward_figure(self.runs()[0], self.reward_center)
+
+    @figure_panel("policy", *_BANDIT)
+    def policy_figure(self) -> go.Figure:
+        "The final policies, one panel per regime (`_policy_figure`)."
+        return _policy_figure(self.runs()[1], list(self.regimes), self.reward_center)
+
+    @figure_panel("frontier", *_BANDIT)
+    def frontier_figure(self) -> go.Figure:
+        "Each run in the (KL, reward) plane against the frontier (`_frontier_figure`)."
+        return _frontier_figure(self.runs()[0], self.reward_center)
+
 # %% ../nbs/11_dashboards.ipynb #be11760d
-DASH = {"on_policy": "solid", "offline": "dash"}
+DASH = {"on_policy": "solid", "offline": "dash"}  # a regime's line
+MARKER = {"on_policy": "circle", "offline": "square"}  # a regime's last point
 
 def band(x: np.ndarray,  # [T] where the band is drawn
          lo: np.ndarray,  # [T] its lower edge
@@ -359,28 +424,24 @@ def band(x: np.ndarray,  # [T] where the band is drawn
     return dict(type="scatter", x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself", fillcolor=color,
                 opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False, **kw)
 
-@patch
-def reward_figure(self: ModeSeekingExplorer) -> go.Figure:
+def _reward_figure(runs: pd.DataFrame, reward_center: int) -> go.Figure:
     "Expected reward over steps: mean over seeds, the band from the worst to the best seed."
-    runs, _ = self.runs()
-    col, data = colors(TOY_NAMES, ModeSeekingExplorer.param["algorithms"].default), []
+    col, data = colors(TOY_NAMES, ModeSeekingSettings.param["algorithms"].default), []
     for (a, g), d in runs.groupby(["algorithm", "regime"], sort=False, observed=True):
         s = d.groupby("step").expected_reward.agg(["mean", "min", "max"])
         data.append(band(s.index.values, s["min"].values, s["max"].values, col[a], legendgroup=f"{a}{g}"))
         data.append(dict(type="scatter", x=s.index.values, y=s["mean"].values, name=f"{a} ({g.replace('_', '-')})", legendgroup=f"{a}{g}",
                          line=dict(color=col[a], dash=DASH[g])))
-    return figure(data, dict(title={"text": f"E_π[r], peak at bin {self.reward_center}: on-policy —, offline ┄"}, height=400,
+    return figure(data, dict(title={"text": f"E_π[r], peak at bin {reward_center}: on-policy —, offline ┄"}, height=400,
                              xaxis={"title": {"text": "step"}}, yaxis={"title": {"text": "E_π[r]"}, "range": [0, 1.02]}))
 
 # %% ../nbs/11_dashboards.ipynb #dda2ad60
-@patch
-def policy_figure(self: ModeSeekingExplorer) -> go.Figure:
+def _policy_figure(final: pd.DataFrame, regimes: list[str], reward_center: int) -> go.Figure:
     "The final policy (mean over seeds) of every run, over the reference and the reward, one panel per regime."
-    _, final = self.runs()
-    K, col = 100, colors(TOY_NAMES, ModeSeekingExplorer.param["algorithms"].default)
-    bins, regimes = np.arange(K), list(self.regimes)
+    K, col = 100, colors(TOY_NAMES, ModeSeekingSettings.param["algorithms"].default)
+    bins = np.arange(K)
     layout = grid(1, len(regimes), tuple(g.replace("_", "-") for g in regimes), shared_yaxes=True)
-    ref, r = reference_distribution(K).numpy(), bin_reward(K, float(self.reward_center)).numpy()
+    ref, r = reference_distribution(K).numpy(), bin_reward(K, float(reward_center)).numpy()
     pi_cols, data = [f"pi_{k}" for k in range(K)], []
     for c, g in enumerate(regimes, 1):
         ax = axes(1, c, len(regimes))
@@ -396,12 +457,10 @@ def policy_figure(self: ModeSeekingExplorer) -> go.Figure:
     return figure(data, {**layout, "title": {"text": "Where the mass went: final policies"}, "height": 400})
 
 # %% ../nbs/11_dashboards.ipynb #bbc41804
-@patch
-def frontier_figure(self: ModeSeekingExplorer) -> go.Figure:
+def _frontier_figure(runs: pd.DataFrame, reward_center: int) -> go.Figure:
     "Each run's path in (KL, reward) against the closed-form frontier max E_π[r] at a given KL(π || π_ref)."
-    runs, _ = self.runs()
-    K, col = 100, colors(TOY_NAMES, ModeSeekingExplorer.param["algorithms"].default)
-    front = kl_frontier(reference_distribution(K), bin_reward(K, float(self.reward_center)))
+    K, col = 100, colors(TOY_NAMES, ModeSeekingSettings.param["algorithms"].default)
+    front = kl_frontier(reference_distribution(K), bin_reward(K, float(reward_center)))
     data = [dict(type="scatter", x=front.kl_reverse.values, y=front.expected_reward.values, name="frontier π ∝ π_ref e^{r/τ}",
                  line=dict(color="black", width=3))]
     means = runs.groupby(["algorithm", "regime", "step"], sort=False, observed=True)[["kl_reverse", "expected_reward"]].mean()
@@ -410,24 +469,27 @@ def frontier_figure(self: ModeSeekingExplorer) -> go.Figure:
         data.append(dict(type="scatter", x=s.kl_reverse.values, y=s.expected_reward.values, mode="lines", name=name, legendgroup=name,
                          line=dict(color=col[a], dash=DASH[g], width=1)))
         data.append(dict(type="scatter", x=s.kl_reverse.values[-1:], y=s.expected_reward.values[-1:], mode="markers", legendgroup=name,
-                         showlegend=False, marker=dict(color=col[a], size=11, symbol="circle" if g == "on_policy" else "square")))
+                         showlegend=False, marker=dict(color=col[a], size=11, symbol=MARKER[g])))
     xmax = max(float(means.kl_reverse.max()) * 1.1, 0.5)
     return figure(data, dict(title={"text": "Reward against KL: no run beats the frontier"}, height=420,
                              xaxis={"title": {"text": "KL(π ‖ π_ref)"}, "range": [0, xmax]},
                              yaxis={"title": {"text": "E_π[r]"}, "range": [0, 1.02]}))
 
 # %% ../nbs/11_dashboards.ipynb #77e7d73e
-REFERENCES = ("uniform", "skewed", "random")
+REFERENCES: dict[str, Callable[[int, int], torch.Tensor]] = {  # kind -> (K, seed) -> unnormalised weights [K], float64
+    "uniform": lambda K, seed: torch.ones(K, dtype=torch.float64),
+    "skewed": lambda K, seed: 0.5 ** torch.arange(K, dtype=torch.float64),  # pi_ref(i) proportional to 2^-i
+    # Exp(1) draws: Dirichlet(1) once normalised
+    "random": lambda K, seed: -torch.rand(K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).log(),
+}
 
-def reference_policy(kind: str,  # "uniform", "skewed" (pi_ref(i) proportional to 2^-i) or "random" (Dirichlet(1))
+def reference_policy(kind: str,  # a key of REFERENCES: "uniform", "skewed" (pi_ref(i) proportional to 2^-i) or "random" (Dirichlet(1))
                      K: int,  # number of actions
                      seed: int = 0,  # seeds "random"
                     ) -> torch.Tensor:  # [K] float64, sums to 1
     "A reference policy over K actions for the Nash dashboard."
     check_choice("kind", kind, REFERENCES); check_int("K", K, 1); check_int("seed", seed, 0)
-    if kind == "uniform": return torch.full((K,), 1 / K, dtype=torch.float64)
-    if kind == "skewed": w = 0.5 ** torch.arange(K, dtype=torch.float64)
-    else: w = -torch.rand(K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).log()  # Exp(1) draws: Dirichlet(1) once normalised
+    w = REFERENCES[kind](K, seed)
     return w / w.sum()
 
 # %% ../nbs/11_dashboards.ipynb #a9fca8d0
@@ -443,19 +505,30 @@ def _equilibrium(game: str, K: int, seed: int, reference: str, beta: float) -> t
     return nash.regularized_nash(P, reference_policy(reference, K, seed), beta) if beta > 0 else nash.nash_equilibrium(P)
 
 # %% ../nbs/11_dashboards.ipynb #1cd68166
+class NashSetting(NamedTuple):
+    "What the runs of one Nash request share: the game, the reference and the dynamics."
+    game: str  # a name in nash.GAMES
+    K: int  # number of actions
+    seed: int  # seeds the game, a random reference and the sampling
+    reference: str  # a key of REFERENCES
+    beta: float  # KL coefficient
+    eta: float  # step size
+    steps: int  # updates per run
+    samples: int  # 0: exact win rates; n: estimated from n sampled opponents
+
 @pn.cache(max_items=256)
-def _nash_run(algorithm: str, game: str, K: int, seed: int, reference: str, beta: float, eta: float, steps: int, samples: int):
+def _nash_run(algorithm: str, s: NashSetting) -> pd.DataFrame:
     "One algorithm's trajectory: policies and duality gaps (last and average iterate) at about 300 of its steps."
-    tr = nash.run_dynamics(_preferences(game, K, seed), algorithm, ref=reference_policy(reference, K, seed), beta=beta, eta=eta,
-                           steps=steps, samples=samples or None, seed=seed)
-    idx = np.unique(np.r_[np.linspace(0, steps, min(steps + 1, 301)).round().astype(int), steps])
+    tr = nash.run_dynamics(_preferences(s.game, s.K, s.seed), algorithm, ref=reference_policy(s.reference, s.K, s.seed), beta=s.beta,
+                           eta=s.eta, steps=s.steps, samples=s.samples or None, seed=s.seed)
+    idx = np.unique(np.r_[np.linspace(0, s.steps, min(s.steps + 1, 301)).round().astype(int), s.steps])
     pol = tr.policies[idx].numpy()
     return pd.DataFrame({"algorithm": algorithm, "step": idx, "gap_last": tr.duality_gap[idx].numpy(),
-                         "gap_average": tr.average_duality_gap[idx].numpy(), **{f"pi_{k}": pol[:, k] for k in range(K)}})
+                         "gap_average": tr.average_duality_gap[idx].numpy(), **{f"pi_{k}": pol[:, k] for k in range(s.K)}})
 
 # %% ../nbs/11_dashboards.ipynb #ad02bcf7
-class NashExplorer(Explorer):
-    "The Nash-dynamics dashboard's state: a preference game, a reference, and self-play algorithms side by side."
+class NashSettings(Explorer):
+    "The Nash-dynamics dashboard's settings: a preference game, a reference, the dynamics, and the self-play algorithms."
     game = param.Selector(default="rps", objects=list(nash.GAMES), label="game", doc="the preference game (rps needs K = 3)")
     K = param.Integer(3, bounds=(2, 30), label="K", doc="number of actions (responses)")
     seed = param.Integer(0, bounds=(0, 10_000), label="seed", doc="seeds the game's random parameters, a random reference and the sampling")
@@ -466,10 +539,14 @@ class NashExplorer(Explorer):
     samples = param.Integer(0, bounds=(0, 1000), label="samples", doc="0: exact win rates P pi; n: estimated from n sampled opponents per step")
     algorithms = param.ListSelector(default=["hedge", "egpo", "spo"], objects=list(nash.ALGORITHMS), label="algorithms", doc="self-play algorithms")
 
+# %% ../nbs/11_dashboards.ipynb #d25d0002
+_n = NashSettings.param
+_GAME = (_n.game, _n.K, _n.seed)
+_DYNAMICS = (*_GAME, _n.reference, _n.beta, _n.eta, _n.steps, _n.samples, _n.algorithms)
+
+class NashExplorer(NashSettings):
+    "The Nash-dynamics dashboard: the preferences, every algorithm's path, and its distance from the equilibrium."
     ROWS = [["preferences", "trajectories"], ["gaps"]]
-    FIGURES = {"preferences": ("game", "K", "seed"),
-               "trajectories": ("game", "K", "seed", "reference", "beta", "eta", "steps", "samples", "algorithms"),
-               "gaps": ("game", "K", "seed", "reference", "beta", "eta", "steps", "samples", "algorithms")}
 
     def preferences(self) -> torch.Tensor:
         "P [K, K]."
@@ -482,31 +559,43 @@ class NashExplorer(Explorer):
     def runs(self) -> pd.DataFrame:
         "Every chosen algorithm's trajectory (see `_nash_run`)."
         if not self.algorithms: raise ValueError("algorithms must hold at least one algorithm, got algorithms=[]")
-        return pd.concat([_nash_run(a, self.game, self.K, self.seed, self.reference, self.beta, self.eta, self.steps, self.samples)
-                          for a in self.algorithms], ignore_index=True)
+        s = NashSetting(self.game, self.K, self.seed, self.reference, self.beta, self.eta, self.steps, self.samples)
+        return pd.concat([_nash_run(a, s) for a in self.algorithms], ignore_index=True)
+
+    @figure_panel("preferences", *_GAME)
+    def preferences_figure(self) -> go.Figure:
+        "P as a heatmap (`_preferences_figure`)."
+        return _preferences_figure(self.preferences().numpy(), self.game)
+
+    @figure_panel("trajectories", *_DYNAMICS)
+    def trajectories_figure(self) -> go.Figure:
+        "Every run's path (`_trajectories_figure`)."
+        return _trajectories_figure(self.runs(), self.equilibrium().numpy(), self.eta, self.beta)
+
+    @figure_panel("gaps", *_DYNAMICS)
+    def gaps_figure(self) -> go.Figure:
+        "Duality gaps (`_gaps_figure`)."
+        return _gaps_figure(self.runs())
 
 # %% ../nbs/11_dashboards.ipynb #aa8c4caf
-@patch
-def preferences_figure(self: NashExplorer) -> go.Figure:
-    "P as a heatmap: row i beats column j with probability P[i, j]."
-    P = self.preferences().numpy()
+def _preferences_figure(P: np.ndarray, game: str) -> go.Figure:
+    "P [K, K] as a heatmap: row i beats column j with probability P[i, j]."
     K, small = len(P), len(P) <= 8
     heat = dict(type="heatmap", z=P, x=list(range(K)), y=list(range(K)), zmin=0, zmax=1, colorscale="RdBu", reversescale=True,
                 colorbar=dict(title=dict(text="P[i, j]")), **(dict(text=np.round(P, 2), texttemplate="%{text}") if small else {}))
     ticks = dict(dtick=1) if K <= 12 else {}
-    return figure([heat], dict(title={"text": f"'{self.game}': P[i, j] = P(i beats j)"}, height=460,
+    return figure([heat], dict(title={"text": f"'{game}': P[i, j] = P(i beats j)"}, height=460,
                                xaxis={"title": {"text": "j"}, **ticks}, yaxis={"title": {"text": "i"}, "autorange": "reversed", **ticks}))
 
 # %% ../nbs/11_dashboards.ipynb #67bf0351
-@patch
-def trajectories_figure(self: NashExplorer) -> go.Figure:
+def _trajectories_figure(runs: pd.DataFrame, eq: np.ndarray, eta: float, beta: float) -> go.Figure:
     "K = 3: every run's path on the simplex; otherwise the probabilities of the equilibrium's top strategies over time."
-    runs, eq, col = self.runs(), self.equilibrium().numpy(), colors(list(nash.ALGORITHMS))
+    col = colors(list(nash.ALGORITHMS))
     K = sum(c.startswith("pi_") for c in runs.columns)
     # served with several threads, K can change between the two reads above; that change has its own, newer drawing
     if len(eq) != K: raise ValueError(f"K changed while the figure was drawn (K={K}, then K={len(eq)}); the newer drawing follows")
-    star = "regularised equilibrium" if self.beta > 0 else "Nash equilibrium"
-    title = {"text": f"Self-play paths (η = {self.eta:g}, β = {self.beta:g})"}
+    star = "regularised equilibrium" if beta > 0 else "Nash equilibrium"
+    title = {"text": f"Self-play paths (η = {eta:g}, β = {beta:g})"}
     if K == 3:
         tern = lambda p, **kw: dict(type="scatterternary", a=p[:, 0], b=p[:, 1], c=p[:, 2], **kw)
         data = []
@@ -534,10 +623,9 @@ def trajectories_figure(self: NashExplorer) -> go.Figure:
     return figure(data, {**layout, "shapes": shapes, "title": title, "height": 460})
 
 # %% ../nbs/11_dashboards.ipynb #bc7144eb
-@patch
-def gaps_figure(self: NashExplorer) -> go.Figure:
+def _gaps_figure(runs: pd.DataFrame) -> go.Figure:
     "Duality gap of the last iterate (—) and of the average iterate (┄), log scale."
-    runs, col, data = self.runs(), colors(list(nash.ALGORITHMS)), []
+    col, data = colors(list(nash.ALGORITHMS)), []
     floor = 1e-16  # an exact equilibrium has gap 0: drawn at the floor of the log axis
     for a, d in runs.groupby("algorithm", sort=False):
         data.append(dict(type="scatter", x=d.step.values, y=d.gap_last.clip(lower=floor).values, name=f"{a} (last)", legendgroup=a,
@@ -595,22 +683,38 @@ def _run_metrics(path: Path,  # a run's metrics.parquet
     if len(twice := m.step[m.step.duplicated()].unique()): raise ValueError(f"metrics.parquet has step {_some(twice)} more than once")
     return m.sort_values("step", ignore_index=True)
 
+# %% ../nbs/11_dashboards.ipynb #d25e0003
+class FileStamp(NamedTuple):
+    "What says a file changed."
+    mtime_ns: int  # its modification time
+    size: int  # its size in bytes
+
+class Stamp(NamedTuple):
+    "What says a run changed: its two files' stamps."
+    config: FileStamp  # config.json's
+    metrics: FileStamp  # metrics.parquet's
+
+class RunStamp(NamedTuple):
+    "A run's name and its files' stamps."
+    run: str  # its name (see `_run_name`)
+    stamp: Stamp  # its files' stamps
+
 # %% ../nbs/11_dashboards.ipynb #42f7e28e
 def _run_name(run_dir: Path) -> str:
     "A run's name, as the page keys and shows it: its folder's name; bytes that are not UTF-8 escaped (\\xff)."
     return os.fsencode(run_dir.name or run_dir.resolve().name).decode("utf-8", "backslashreplace")
 
-def _stamp(run_dir: Path) -> tuple:
-    "(mtime_ns, size) of config.json and metrics.parquet: what says a run changed; ValueError naming a missing file."
+def _stamp(run_dir: Path) -> Stamp:
+    "The stamps of config.json and metrics.parquet; ValueError naming a missing file."
     files = [run_dir / "config.json", run_dir / "metrics.parquet"]
     have = [f.is_file() for f in files]
     if not any(have): raise ValueError("no config.json and no metrics.parquet: not a run directory")
     if not have[0]: raise ValueError("no config.json")
     if not have[1]: raise ValueError("no metrics.parquet yet (training writes it at its first checkpoint)")
-    return tuple((s.st_mtime_ns, s.st_size) for s in (f.stat() for f in files))
+    return Stamp(*(FileStamp(s.st_mtime_ns, s.st_size) for s in (f.stat() for f in files)))
 
 @pn.cache(max_items=256)
-def _read_run(path: bytes, name: str, stamp: tuple) -> pd.DataFrame:
+def _read_run(path: bytes, name: str, stamp: Stamp) -> pd.DataFrame:
     "One run directory's metrics with its name and config columns (config.json's win a clash); cached on (path, name, the files' mtimes and sizes)."
     path = Path(os.fsdecode(path))  # the path as the file system's bytes: it need not be UTF-8, and the cache hashes UTF-8
     info, m = {"run": name, **_run_config(path / "config.json")}, _run_metrics(path / "metrics.parquet")
@@ -627,7 +731,7 @@ class RunsFound(NamedTuple):
     "What `read_runs` found under a root."
     frame: pd.DataFrame  # every readable run's rows (see `read_run`), runs in name order
     problems: list[str]  # "could not read NAME: reason" per entry under the root that is not a readable run; "NAME: column is ±inf at ..." per such column of a run
-    stamps: tuple  # (name, stamp) per run read: equal stamps, same data
+    stamps: tuple[RunStamp, ...]  # per run read: equal stamps, same data
 
 def _not_a_run(p: Path) -> str | None:
     "Why an entry under the root cannot be a run, before anything in it is read; None if it may be one."
@@ -654,15 +758,15 @@ def read_runs(root: str | Path,  # the directory whose subdirectories are runs (
         except Exception as e:  # a run directory is data: whatever is wrong with one is named, and the others still draw
             problems.append(f"could not read {name}: {e if isinstance(e, ValueError) else f'{type(e).__name__}: {e}'}")
             continue
-        frames.append(frame); stamps.append((name, stamp)); problems += _infinite(name, frame)
+        frames.append(frame); stamps.append(RunStamp(name, stamp)); problems += _infinite(name, frame)
     columns = ["run", *RUN_CONFIG.values(), *RUN_NUMBERS]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     frame = frame.reindex(columns=list(dict.fromkeys(columns + list(frame.columns)))).astype({c: "float64" for c in RUN_NUMBERS})
     return RunsFound(frame, problems, tuple(stamps))
 
 # %% ../nbs/11_dashboards.ipynb #d44b18e2
-class RunsExplorer(Explorer):
-    "The Runs dashboard's state: the run directories under a root, which of them to show, and how."
+class RunsSettings(Explorer):
+    "The Runs dashboard's settings: where the runs are, which of them to show, and how."
     root = param.String("", label="runs directory", doc="where the run directories are (default: $PREFBENCH_RUNS, else runs/ under the data directory, where prefbench train writes)")
     runs = param.ListSelector(default=[], objects=[], label="runs", doc="runs to show (at first the most recently written; a run that appears later is added)")
     x = param.Selector(default="step", objects=["step", "pairs seen"], label="x axis", doc="optimizer step, or preference pairs trained on so far (an on-policy step whose samples all tie has none)")
@@ -671,9 +775,10 @@ class RunsExplorer(Explorer):
     refresh = param.Event(label="refresh now", doc="look for new runs and metrics now")
     revision = param.Integer(0, precedence=-1, doc="counts the changes found on disk")
 
+# %% ../nbs/11_dashboards.ipynb #d25e0002
+class RunsDirectory(RunsSettings):
+    "The runs found under the root (`found`), read again when asked (`scan`), and which of them are offered and shown."
     RECENT = 8  # runs shown at first: the most recently written
-    FIGURES = {k: ("root", "runs", "x", "smoothing", "revision") for k in ("margins", "accuracies", "reward", "kl", "logps")}
-    ROWS = [["margins", "accuracies"], ["reward", "kl"], ["logps"]]
 
     def __init__(self, **params):
         params["root"], wanted = str(runs_root(params.get("root"))), params.pop("runs", None)
@@ -683,99 +788,99 @@ class RunsExplorer(Explorer):
         self.scan(reset=True)
         if wanted is not None: self.runs = wanted
 
-    @param.depends("root", watch=True)
+    @param.depends(RunsSettings.param.root, watch=True)
     def _new_root(self): self.scan(reset=True)
 
-    @param.depends("refresh", watch=True)
+    @param.depends(RunsSettings.param.refresh, watch=True)
     def _refresh_now(self): self.scan()
 
-# %% ../nbs/11_dashboards.ipynb #7df9765f
-@patch
-def scan(self: RunsExplorer,
-         reset: bool = False,  # show the most recently written runs, forgetting the selection (a new root)
-        ) -> bool:  # whether anything changed on disk
-    "Read the root again (only files that changed); when anything changed, offer the runs found and count a revision."
-    with self._lock:
-        found = read_runs(runs_root(self.root))
-        if not reset and (found.stamps, found.problems) == (self.found.stamps, self.found.problems): return False
-        names, written = found.frame.run.unique().tolist(), {n: s[1][0] for n, s in found.stamps}  # s[1]: metrics.parquet's (mtime, size)
-        if reset: self._seen.clear()
-        keep = ([n for n in names if n in sorted(names, key=written.get, reverse=True)[:self.RECENT]] if reset else
-                [r for r in self.runs if r in names] + [n for n in names if n not in self._seen])  # the selection, and runs new to this page
-        self._seen.update(dict.fromkeys(names))
-        self.found = found
-        self.param["runs"].objects = {escape_text(n): n for n in names}  # the multi-choice box shows its labels as HTML
-        self.param.update(runs=keep, revision=self.revision + 1)
-        return True
+    def message(self) -> str | None:
+        "What the page says when it finds no run, as plain text: where it looked, and the command that makes one; None when there are runs."
+        return None if not self.found.frame.empty else _no_runs(runs_root(self.root))
+
+    def scan(self, reset: bool = False,  # show the most recently written runs, forgetting the selection (a new root)
+            ) -> bool:  # whether anything changed on disk
+        "Read the root again (only files that changed); when anything changed, offer the runs found and count a revision."
+        with self._lock:
+            found = read_runs(runs_root(self.root))
+            if not reset and (found.stamps, found.problems) == (self.found.stamps, self.found.problems): return False
+            names, written = found.frame.run.unique().tolist(), {s.run: s.stamp.metrics.mtime_ns for s in found.stamps}
+            if reset: self._seen.clear()
+            keep = ([n for n in names if n in sorted(names, key=written.get, reverse=True)[:self.RECENT]] if reset else
+                    [r for r in self.runs if r in names] + [n for n in names if n not in self._seen])  # the selection, and runs new to this page
+            self._seen.update(dict.fromkeys(names))
+            self.found = found
+            self.param["runs"].objects = {escape_text(n): n for n in names}  # the multi-choice box shows its labels as HTML
+            self.param.update(runs=keep, revision=self.revision + 1)
+            return True
 
 # %% ../nbs/11_dashboards.ipynb #9ef99c9d
-@patch
-def selected(self: RunsExplorer) -> pd.DataFrame:
-    "The chosen runs' rows, with a 'pairs seen' column and the training metrics smoothed over `smoothing` steps."
-    d = self.found.frame
-    if d.empty: return d.assign(**{"pairs seen": []})  # nothing found: the page says how to make a run
-    if not self.runs: raise ValueError("runs must hold at least one run, got runs=[]")
-    d = d[d.run.isin(self.runs)].copy()
-    d["pairs seen"] = d.groupby("run").pairs.cumsum()
-    train = [c for c in RUN_METRICS if not c.startswith("eval/")]
-    # rolling mean over the last `smoothing` steps of each run (the first steps: over those there are)
-    d[train] = d.groupby("run")[train].transform(lambda s: s.rolling(self.smoothing, min_periods=1).mean())
-    return d
+_r = RunsSettings.param
+_DRAWN = (_r.root, _r.runs, _r.x, _r.smoothing, _r.revision)  # every panel is drawn from the chosen runs
+
+class RunsExplorer(RunsDirectory):
+    "The Runs dashboard: the chosen runs' training metrics and evaluations over steps, one panel per metric."
+    ROWS = [["margins", "accuracies"], ["reward", "kl"], ["logps"]]
+
+    def selected(self) -> pd.DataFrame:
+        "The chosen runs' rows, with a 'pairs seen' column and the training metrics smoothed over `smoothing` steps."
+        d = self.found.frame
+        if d.empty: return d.assign(**{"pairs seen": []})  # nothing found: the page says how to make a run
+        if not self.runs: raise ValueError("runs must hold at least one run, got runs=[]")
+        d = d[d.run.isin(self.runs)].copy()
+        d["pairs seen"] = d.groupby("run").pairs.cumsum()
+        train = [c for c in RUN_METRICS if not c.startswith("eval/")]
+        # rolling mean over the last `smoothing` steps of each run (the first steps: over those there are)
+        d[train] = d.groupby("run")[train].transform(lambda s: s.rolling(self.smoothing, min_periods=1).mean())
+        return d
+
+    def _draw(self, panel: MetricPanel) -> go.Figure: return _metric_figure(self.selected(), panel, self.x, self.smoothing, colors(list(self._seen)))
+
+    @figure_panel("margins", *_DRAWN)
+    def margins_figure(self) -> go.Figure: return self._draw(MetricPanel((("rewards/margins", "solid"),), "Reward margin β(ρ_w − ρ_l)", "rewards/margins"))
+
+    @figure_panel("accuracies", *_DRAWN)
+    def accuracies_figure(self) -> go.Figure: return self._draw(MetricPanel(
+        (("rewards/accuracies", "solid"), ("ranking_accuracy", "dot")), "Reward accuracy —, ranking accuracy ┄", "accuracy on the batch"))
+
+    @figure_panel("reward", *_DRAWN)
+    def reward_figure(self) -> go.Figure: return self._draw(MetricPanel((("eval/reward", "solid"),), "True reward of samples (evaluations)", "eval/reward"))
+
+    @figure_panel("kl", *_DRAWN)
+    def kl_figure(self) -> go.Figure: return self._draw(MetricPanel((("eval/kl", "solid"),), "KL(π ‖ π_ref) estimate (evaluations)", "eval/kl"))
+
+    @figure_panel("logps", *_DRAWN)
+    def logps_figure(self) -> go.Figure: return self._draw(MetricPanel(
+        (("logps/chosen", "solid"),), "Chosen log-probability log π(y_w): does it fall?", "logps/chosen"))
 
 # %% ../nbs/11_dashboards.ipynb #fc317aff
-@patch
-def _metric_figure(self: RunsExplorer,
-                   columns: list[tuple[str, str]],  # (metric column, line dash) pairs
-                   title: str, ytitle: str) -> go.Figure:
-    "One line per run and column, one colour per run on every panel; evaluations (eval/*) as markers at the evaluation steps."
-    d, col, data = self.selected(), colors(list(self._seen)), []
+class MetricPanel(NamedTuple):
+    "One panel of the Runs page: the metrics it draws and its titles."
+    columns: tuple[tuple[str, str], ...]  # (metric column, line dash) pairs
+    title: str  # the figure's title
+    ytitle: str  # its y axis's title
+
+def _metric_figure(d: pd.DataFrame, panel: MetricPanel, x: str, smoothing: int, col: dict[str, str]) -> go.Figure:
+    "One line per run and column of `d` (see `selected`), a colour per run; evaluations (eval/*) as markers at the evaluation steps."
+    data = []
     for run, r in d.groupby("run", sort=False):
         # the folder's name and config.json's values are outside text: into Plotly's labels through escape_text only
         name, first = escape_text(run), r.iloc[0]
         about = f"<b>{name}</b>: {escape_text(first.loss_type)}, {escape_text(first['mode'])}, β = {first.beta:g}"
-        for k, (c, dash) in enumerate(columns):
-            p = r[[self.x, c]]
+        for k, (c, dash) in enumerate(panel.columns):
+            p = r[[x, c]]
             # evaluations exist only at evaluation steps, a step without pairs has no training metrics, ±inf is named among the problems
             p = p[np.isfinite(p).all(axis=1)]
-            data.append(dict(type="scatter", x=p[self.x].values, y=p[c].values, name=name, legendgroup=name, showlegend=k == 0,
+            data.append(dict(type="scatter", x=p[x].values, y=p[c].values, name=name, legendgroup=name, showlegend=k == 0,
                              mode="lines+markers" if c.startswith("eval/") else "lines", line=dict(color=col[run], dash=dash),
-                             hovertemplate=f"{about}<br>{self.x} %{{x}}<br>{c} %{{y:.4g}}<extra></extra>"))
-    smoothed = self.smoothing > 1 and not all(c.startswith("eval/") for c, _ in columns)
-    return figure(data, dict(title={"text": title + (f" (mean of {self.smoothing} steps)" if smoothed else "")}, height=360,
-                             xaxis={"title": {"text": self.x}}, yaxis={"title": {"text": ytitle}}))
-
-@patch
-def margins_figure(self: RunsExplorer) -> go.Figure:
-    "The reward margin over steps."
-    return self._metric_figure([("rewards/margins", "solid")], "Reward margin β(ρ_w − ρ_l)", "rewards/margins")
-
-@patch
-def accuracies_figure(self: RunsExplorer) -> go.Figure:
-    "Reward accuracy and ranking accuracy over steps."
-    return self._metric_figure([("rewards/accuracies", "solid"), ("ranking_accuracy", "dot")],
-                               "Reward accuracy —, ranking accuracy ┄", "accuracy on the batch")
-
-@patch
-def logps_figure(self: RunsExplorer) -> go.Figure:
-    "The chosen responses' log-probability over steps."
-    return self._metric_figure([("logps/chosen", "solid")], "Chosen log-probability log π(y_w): does it fall?", "logps/chosen")
-
-@patch
-def reward_figure(self: RunsExplorer) -> go.Figure:
-    "The true reward of samples at each evaluation."
-    return self._metric_figure([("eval/reward", "solid")], "True reward of samples (evaluations)", "eval/reward")
-
-@patch
-def kl_figure(self: RunsExplorer) -> go.Figure:
-    "The KL estimate at each evaluation."
-    return self._metric_figure([("eval/kl", "solid")], "KL(π ‖ π_ref) estimate (evaluations)", "eval/kl")
+                             hovertemplate=f"{about}<br>{x} %{{x}}<br>{c} %{{y:.4g}}<extra></extra>"))
+    smoothed = smoothing > 1 and not all(c.startswith("eval/") for c, _ in panel.columns)
+    return figure(data, dict(title={"text": panel.title + (f" (mean of {smoothing} steps)" if smoothed else "")}, height=360,
+                             xaxis={"title": {"text": x}}, yaxis={"title": {"text": panel.ytitle}}))
 
 # %% ../nbs/11_dashboards.ipynb #625b5177
-@patch
-def message(self: RunsExplorer) -> str | None:
-    "What the page says when it finds no run, as plain text: where it looked, and the command that makes one; None when there are runs."
-    if not self.found.frame.empty: return None
-    root = runs_root(self.root)
+def _no_runs(root: Path) -> str:
+    "What the Runs page says when it finds no run under `root`, as plain text: where it looked, and the command that makes one."
     return (f"No runs found under {root}.\n\nTrain one (a tiny model; prefbench train --fields lists the settings):\n\n"
             f"    prefbench train loss_type=ipo steps=100 --run-dir {shlex.quote(str(root / 'ipo'))}\n\n"
             "It shows here once it writes its first metrics, at its first checkpoint (press refresh now, or wait for the auto-refresh).")
@@ -797,8 +902,42 @@ class TextAlert(pn.pane.HTML):
         return super()._transform_object(f'<div style="white-space: pre-wrap">{escape_text(obj or "")}</div>')
 
 # %% ../nbs/11_dashboards.ipynb #13bddb3c
+class Panes:
+    "An explorer's panels as Plotly panes, and an alert with the library's messages; `refresh` redraws panels, the newest request winning."
+    def __init__(self, explorer: Explorer):  # the state whose panels are shown
+        out = explorer.render()
+        self.explorer = explorer
+        self.figures = {k: pn.pane.Plotly(out.figures.get(k), sizing_mode="stretch_width", config={"displaylogo": False})
+                        for k in explorer.panels()}
+        self.alert = TextAlert(out.error or "", alert_type="danger", visible=bool(out.errors))
+        self._lock, self._version, self._errors = threading.Lock(), {k: 0 for k in self.figures}, dict(out.errors)
+
+    def refresh(self, names: list[str],  # the panels to redraw
+               ) -> None:
+        "Recompute the named panels; only the newest request for a panel updates it (a burst of changes: the last wins)."
+        if not names: return
+        with self._lock:
+            mine = {k: self._version[k] + 1 for k in names}
+            self._version.update(mine)
+        for k in names: self.figures[k].loading = True
+        try: out = self.explorer.render(names)
+        except Exception:  # a bug, not a bad setting (render turns those into messages): no pane may stay "loading"
+            for k in names: self.figures[k].loading = False
+            raise
+        with self._lock:
+            newest = [k for k in names if self._version[k] == mine[k]]
+            for k in newest:
+                if k in out.errors: self._errors[k] = out.errors[k]
+                else: self._errors.pop(k, None)
+            error = Rendered({}, dict(self._errors)).error
+        for k in newest:
+            if k in out.figures: self.figures[k].object = out.figures[k]  # an invalid setting keeps the last valid figure
+            self.figures[k].loading = False
+        if newest: self.alert.param.update(object=error or "", visible=bool(error))
+
+# %% ../nbs/11_dashboards.ipynb #57eb2265
 class Dashboard(pn.viewable.Viewer):
-    "The presentation of an explorer: its controls, one Plotly pane per panel, and an alert for invalid settings."
+    "The presentation of an explorer: its controls, its panes (one Plotly pane per panel, and an alert for invalid settings)."
     EXPLORER: type[Explorer] = Explorer  # the state class a dashboard shows
     TITLE: str = ""
     explorer = param.ClassSelector(class_=Explorer, doc="the state this dashboard shows")
@@ -807,22 +946,16 @@ class Dashboard(pn.viewable.Viewer):
                  **params):
         explorer = explorer or self.EXPLORER()
         super().__init__(explorer=explorer, **params)
-        out = explorer.render()
-        self.panes = {k: pn.pane.Plotly(out.figures.get(k), sizing_mode="stretch_width", config={"displaylogo": False})
-                      for k in explorer.FIGURES}
-        self.alert = TextAlert(out.error or "", alert_type="danger", visible=bool(out.errors))
-        self._lock, self._version, self._errors = threading.Lock(), {k: 0 for k in self.panes}, dict(out.errors)
-        names = [p for p in explorer.param if p != "name"]
-        explorer.param.watch(self._changed, names)
-        for pseudo, objs in explorer.nested().items():
-            for o in objs: o.param.watch(lambda *e, pseudo=pseudo: self._refresh(explorer.affected({pseudo})), [p for p in o.param if p != "name"])
+        self._panes = Panes(explorer)
+        self.panes, self.alert = self._panes.figures, self._panes.alert
+        explorer.param.watch(self._changed, list(explorer.param))
         self.controls = self._controls()
 
     def _controls(self) -> pn.viewable.Viewable:
         "The widgets: one per explorer parameter (dashboards add their own)."
         return pn.Param(self.explorer, show_name=False, sizing_mode="stretch_width")
 
-    def _changed(self, *events) -> None: self._refresh(self.explorer.affected({e.name for e in events}))
+    def _changed(self, *events) -> None: self._panes.refresh(self.explorer.affected({e.name for e in events}))
 
     def main(self) -> pn.viewable.Viewable:
         "The alert and the panels, row by row."
@@ -832,30 +965,6 @@ class Dashboard(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(pn.Column(self.controls, width=320), self.main(), sizing_mode="stretch_width")
-
-# %% ../nbs/11_dashboards.ipynb #57eb2265
-@patch
-def _refresh(self: Dashboard, names: list[str]) -> None:
-    "Recompute the named panels; only the newest request for a panel updates it (a burst of changes: the last wins)."
-    if not names: return
-    with self._lock:
-        mine = {k: self._version[k] + 1 for k in names}
-        self._version.update(mine)
-    for k in names: self.panes[k].loading = True
-    try: out = self.explorer.render(names)
-    except Exception:  # a bug, not a bad setting (render turns those into messages): no pane may stay "loading"
-        for k in names: self.panes[k].loading = False
-        raise
-    with self._lock:
-        newest = [k for k in names if self._version[k] == mine[k]]
-        for k in newest:
-            if k in out.errors: self._errors[k] = out.errors[k]
-            else: self._errors.pop(k, None)
-        error = Rendered({}, dict(self._errors)).error
-    for k in newest:
-        if k in out.figures: self.panes[k].object = out.figures[k]  # an invalid setting keeps the last valid figure
-        self.panes[k].loading = False
-    if newest: self.alert.param.update(object=error or "", visible=bool(error))
 
 # %% ../nbs/11_dashboards.ipynb #3af5e6ac
 def _hyperparameter_widgets(obj: param.Parameterized) -> dict:
@@ -881,7 +990,7 @@ class MarginsDashboard(Dashboard):
         def show_hparams(*_):
             self.hparam_box.objects = [pn.Param(e.hparams[n], name=f"{n} hyperparameters", widgets=_hyperparameter_widgets(e.hparams[n]),
                                                 sizing_mode="stretch_width") for n in e.losses if len(list(e.hparams[n].param)) > 1]
-        e.param.watch(show_hparams, "losses")
+        pn.bind(show_hparams, e.param.losses, watch=True)
         show_hparams()
         return pn.Column(main, self.hparam_box, sizing_mode="stretch_width")
 
@@ -914,8 +1023,8 @@ class RunsDashboard(Dashboard):
         self.notice = TextAlert("", alert_type="info")  # no runs: how to make one
         self.problems = TextAlert("", alert_type="warning")  # what could not be read, and why
         self._figures, self._poll = super().main(), None
-        self.explorer.param.watch(self._show_found, ["revision"])
-        self.explorer.param.watch(self._poll_every, ["auto_refresh"])
+        pn.bind(self._show_found, self.explorer.param.revision, watch=True)
+        pn.bind(self._poll_every, self.explorer.param.auto_refresh, watch=True)
         self._show_found(); self._poll_every()
 
     def _controls(self) -> pn.viewable.Viewable:
@@ -927,21 +1036,18 @@ class RunsDashboard(Dashboard):
     def main(self) -> pn.viewable.Viewable:
         return pn.Column(self.notice, self.problems, self._figures, sizing_mode="stretch_width")
 
-# %% ../nbs/11_dashboards.ipynb #8e328ca7
-@patch
-def _show_found(self: RunsDashboard, *_) -> None:
-    "The empty-state message, the directories that could not be read, and the panels only when there are runs."
-    msg, problems = self.explorer.message(), self.explorer.found.problems
-    self.notice.param.update(object=msg or "", visible=msg is not None)
-    self.problems.param.update(object="\n".join(problems), visible=bool(problems))
-    self._figures.visible = msg is None
+    def _show_found(self, *_) -> None:
+        "The empty-state message, the directories that could not be read, and the panels only when there are runs."
+        msg, problems = self.explorer.message(), self.explorer.found.problems
+        self.notice.param.update(object=msg or "", visible=msg is not None)
+        self.problems.param.update(object="\n".join(problems), visible=bool(problems))
+        self._figures.visible = msg is None
 
-@patch
-def _poll_every(self: RunsDashboard, *_) -> None:
-    "Look for new metrics every `auto_refresh` seconds: a periodic callback of this page's session (0: none)."
-    if self._poll is not None: self._poll.stop()
-    s = self.explorer.auto_refresh
-    self._poll = pn.state.add_periodic_callback(self.explorer.scan, period=s * 1000) if s else None
+    def _poll_every(self, *_) -> None:
+        "Look for new metrics every `auto_refresh` seconds: a periodic callback of this page's session (0: none)."
+        if self._poll is not None: self._poll.stop()
+        s = self.explorer.auto_refresh
+        self._poll = pn.state.add_periodic_callback(self.explorer.scan, period=s * 1000) if s else None
 
 # %% ../nbs/11_dashboards.ipynb #cd4761e9
 class Page(NamedTuple):
@@ -966,10 +1072,10 @@ PAGES: dict[str, Page] = {
 }
 
 def _nav(current: str = "") -> pn.pane.HTML:
-    "Links to the index and every page, for the template's header."
+    "Links to the index and every page, for the template's header; the current page's in bold."
+    bold = {current: "font-weight:bold"}
     links = ['<a href="./" style="color:white;margin-right:1.2em">prefbench</a>'] + [
-        f'<a href="./{slug}" style="color:white;margin-right:1.2em;{"font-weight:bold" if slug == current else ""}">{p.dashboard.TITLE}</a>'
-        for slug, p in PAGES.items()]
+        f'<a href="./{slug}" style="color:white;margin-right:1.2em;{bold.get(slug, "")}">{p.dashboard.TITLE}</a>' for slug, p in PAGES.items()]
     return pn.pane.HTML("".join(links), margin=(12, 0))
 
 # %% ../nbs/11_dashboards.ipynb #51b107d6
@@ -1023,14 +1129,15 @@ def websocket_origins(address: str,  # the address the server binds
 
 # %% ../nbs/11_dashboards.ipynb #50b55d7c
 _BUSY_LOCK = threading.RLock()
+_BUSY_METHODS = ("_add_busy_event", "_remove_busy_event", "_cleanup_busy_counter")  # Panel's private busy-counter methods
 
 def serialize_busy_state(state=None,  # Panel's global state object; None: `pn.state`
                         ) -> None:
-    "Make Panel's busy counter thread-safe: its add/remove/cleanup methods run one thread at a time (idempotent)."
+    "Adapter for https://github.com/holoviz/panel/issues/4099: Panel's busy-counter methods run one thread at a time (idempotent)."
     state = pn.state if state is None else state
-    for name in ("_add_busy_event", "_remove_busy_event", "_cleanup_busy_counter"):
-        fn = getattr(state, name)
-        if getattr(fn, "_serialized", False): continue
+    for name in _BUSY_METHODS:
+        fn = getattr(state, name, None)
+        if fn is None or getattr(fn, "_serialized", False): continue  # gone upstream, or wrapped already
         def locked(*args, _fn=fn, **kwargs):
             with _BUSY_LOCK: return _fn(*args, **kwargs)
         locked._serialized = True

@@ -14,43 +14,20 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-import torch
 from plotly.subplots import make_subplots
 
-from .core import check_choice, check_in_interval, check_int, check_positive, check_type
-from .losses import LOSSES, Hyperparameter, Pair, get_loss, gradient_weight, loss_hyperparameters
-from .toy import RULES, bin_reward, get_rule, reference_distribution, run_bandit
+from .core import check_choice, check_in_interval, check_positive, check_type
+from .losses import LOSSES, get_loss, loss_hyperparameters
+from .toy import bin_reward, get_rule, reference_distribution, run_bandit
+from .views import distinct_losses, escape_text, hparam_range, loss_frame, toy_algorithms  # the parts the dashboards share
 
 # %% auto #0
-__all__ = ['distinct_losses', 'hparam_range', 'hyperparameter_controls', 'loss_frame', 'escape_text', 'loss_figure',
-           'loss_explorer', 'toy_algorithms', 'toy_frame', 'toy_figure', 'toy_run_explorer']
+__all__ = ['hyperparameter_controls', 'loss_figure', 'loss_explorer', 'toy_frame', 'toy_figure', 'toy_run_explorer']
 
 # %% ../nbs/12_widgets.ipynb #b40c3119
-def distinct_losses() -> list[str]:  # the first name of every registered loss, sorted
-    "One name per loss in `LOSSES`: aliases such as dpo (of sigmoid) and rdpo (of robust) share a function, so they appear once."
-    return sorted({f.names[0] for f in LOSSES.values()})
-
 def _loss_options() -> list[tuple[str, str]]:
     "Dropdown options (label, name): each distinct loss, labelled with all its names."
     return [(" / ".join(get_loss(n).names), n) for n in distinct_losses()]
-
-# %% ../nbs/12_widgets.ipynb #466ae99c
-def hparam_range(h: Hyperparameter,  # from `loss_hyperparameters`, with a numeric default
-                ) -> tuple[float, float]:  # (min, max): the loss accepts both, and the default lies between them
-    "A slider range for `h`: its documented range, else a soft range around the default; open ends pulled inward by 1%."
-    check_type("h", h, Hyperparameter)
-    if isinstance(h.default, bool) or not isinstance(h.default, numbers.Real):
-        raise ValueError(f"h must have a numeric default to centre a slider on, got h.default={h.default!r} (hyperparameter {h.name})")
-    d = float(h.default)
-    # d +- max(1, 4|d|) where an end is unbounded, clipped at a finite end
-    half = max(1.0, 4 * abs(d))
-    lo, hi = (h.low, h.high) if h.low is not None and h.high is not None else (d - half, d + half)
-    if h.low is not None: lo = max(lo, h.low)
-    if h.high is not None: hi = min(hi, h.high)
-    pull = 0.01 * (hi - lo)
-    if lo == h.low and h.closed in ("right", "neither"): lo = min(lo + pull, d)  # the open end is not in the range
-    if hi == h.high and h.closed in ("left", "neither"): hi = max(hi - pull, d)
-    return lo, hi
 
 # %% ../nbs/12_widgets.ipynb #e8ae2bbc
 def hyperparameter_controls(name: str,  # a name in LOSSES
@@ -66,38 +43,6 @@ def hyperparameter_controls(name: str,  # a name in LOSSES
         out.append(widgets.FloatSlider(value=h.default, min=lo, max=hi, step=(hi - lo) / 200, description=h.name, tooltip=h.doc,
                                        readout_format=".3g", continuous_update=False, style={"description_width": "initial"}))
     return out
-
-# %% ../nbs/12_widgets.ipynb #a5712dee
-def loss_frame(name: str,  # a name in LOSSES
-               *, beta: float = 0.1,  # beta > 0
-               margin_range: float = 30.0,  # R: margins over [-R, R]
-               n_points: int = 201,  # margins in the grid
-               **hparams,  # the loss's hyperparameters, e.g. label_smoothing=0.1 for cdpo
-              ) -> pd.DataFrame:  # margin, loss, gradient_weight (-dL/dDelta); the call in `attrs["config"]`
-    "Loss and gradient weight of loss `name` over a grid of margins Delta, with rho_c = Delta/2 and rho_r = -Delta/2."
-    check_choice("name", name, LOSSES)
-    check_positive("margin_range", margin_range)
-    m = torch.linspace(-margin_range, margin_range, check_int("n_points", n_points, 2), dtype=torch.float64)
-    # s_ref = a on both sides; s_theta = a +- Delta/2 stays < 0 (a log-prob, as ORPO requires)
-    anchor = min(-12.0, -margin_range / 2 - 1)
-    ref, ones = torch.full_like(m, anchor), torch.ones_like(m)
-    with torch.no_grad():
-        loss = get_loss(name)(Pair(anchor + m / 2, anchor - m / 2, ref, ref, chosen_lengths=ones, rejected_lengths=ones), beta=beta, **hparams).losses
-    # w(Delta) = -dL/dDelta
-    w = -gradient_weight(name, m, beta=beta, anchor=anchor, **hparams)
-    frame = pd.DataFrame({"margin": m.numpy(), "loss": loss.numpy(), "gradient_weight": w.numpy()})
-    frame.attrs["config"] = dict(loss=name, beta=beta, margin_range=margin_range, n_points=n_points, hparams=hparams)
-    return frame
-
-# %% ../nbs/12_widgets.ipynb #77557dba
-_REFERENCES = str.maketrans({c: f"&#{ord(c)};" for c in "\"'%$"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-def escape_text(text: str,  # from outside: a run-folder name, a path, a config value, an error message
-               ) -> str:  # HTML (and Plotly label text) that shows exactly `text`
-    "Untrusted text as display text: & < > \" ' % $ as character references, so a page or a Plotly label shows it and never interprets it."
-    check_type("text", text, str)
-    # a lone surrogate (a file name that is not UTF-8) as its escape \udcff: a page's JSON must be UTF-8
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").translate(_REFERENCES)
 
 # %% ../nbs/12_widgets.ipynb #e198d260
 def loss_figure(frame: pd.DataFrame,  # from `loss_frame`
@@ -168,13 +113,6 @@ def loss_explorer(name: str = "sigmoid",  # the loss shown first, any name in LO
     return widgets.VBox([loss, b, knobs, out])
 
 # %% ../nbs/12_widgets.ipynb #43ca624b
-def toy_algorithms(no_neg: bool = False,  # also list "<pairwise rule>_no_neg" for every pairwise rule
-                  ) -> list[str]:  # the ml and pg rules in registry order, then the pairwise rules sorted, then their _no_neg twins
-    "One name per rule of `toy.RULES`: an alias (dpo of sigmoid, rdpo of robust) appears once, under its loss's first name."
-    own = [n for n, c in RULES.items() if c.name == n and (n not in LOSSES or get_loss(n).names[0] == n)]
-    pair = sorted(n for n in own if RULES[n].family == "pair")
-    return [n for n in own if RULES[n].family != "pair"] + pair + ([f"{n}_no_neg" for n in pair] if no_neg else [])
-
 def _toy_options() -> list[tuple[str, str]]:
     "Dropdown options (label, name): each toy rule, a loss's labelled with all its names."
     return [(" / ".join(get_loss(n).names) if n in LOSSES else n, n) for n in toy_algorithms()]

@@ -65,19 +65,35 @@ def test_every_parameter_at_its_bounds_and_inside(slug):
     "Each parameter in turn at its bounds, inside, or at each option: every panel is drawn without NaN, or says why not."
     cls, rendered, refused = _explorer_class(slug), 0, set()
     for name, p in cls.param.objects("existing").items():
-        if name == "name": continue
+        if name == "name" or p.precedence is not None and p.precedence < 0: continue  # hidden (an event, a counter): not a control
         # the costly ends (many steps, many seeds) are checked at small sizes of the rest
         for v in settings(p):
             ex = cls(**{k: v for k, v in SMALL[slug].items() if k != name})
             setattr(ex, name, v)
             out = ex.render()
-            assert sorted([*out.figures, *out.errors]) == sorted(ex.FIGURES), (name, v)
+            assert sorted([*out.figures, *out.errors]) == sorted(ex.panels()), (name, v)
             for k, fig in out.figures.items(): assert_finite(fig, (name, v, k))
             rendered += not out.errors
             refused |= set(out.errors.values())
     assert rendered > 10, rendered
     # the only refusals are the library's own: SPPO/Hedge with beta > 0, and rock-paper-scissors with K != 3
     for msg in refused: assert re.search(r"hedge.*beta must be 0|'rps' game has K = 3|must hold at least one", msg), msg
+
+
+def test_every_panel_is_a_method_of_its_class_drawn_from_declared_parameters():
+    "No string lists, no methods patched on from afar: each panel is registered where it is defined, on parameter objects."
+    import inspect
+    assert "fastcore" not in inspect.getsource(D) and "@patch" not in inspect.getsource(D)
+    for slug, page in D.PAGES.items():
+        cls = page.dashboard.EXPLORER
+        assert cls.panels(), slug
+        for panel, method in cls.panels().items():
+            fn = getattr(cls, method)
+            assert fn.panel == panel and fn.__qualname__ == f"{cls.__name__}.{method}", (slug, fn.__qualname__)
+            deps = fn._dinfo["dependencies"]
+            assert deps and all(isinstance(d, param.Parameter) and d.owner in cls.__mro__ for d in deps), (slug, panel)
+        for name in cls.param:  # every setting but the name redraws some panel
+            if name != "name" and name not in ("auto_refresh", "refresh"): assert cls.affected(cls(**SMALL.get(slug, {})), {name}), (slug, name)
 
 
 def test_every_loss_hyperparameter_at_both_ends_of_its_slider():
@@ -251,7 +267,7 @@ def test_read_runs_names_every_bad_run_and_draws_the_rest(runs_root, tmp_path):
 
     ex = D.RunsExplorer(root=str(tmp_path), runs=[*drawn, "ipo"])
     out = ex.render()
-    assert not out.errors and sorted(out.figures) == sorted(D.RunsExplorer.FIGURES)
+    assert not out.errors and sorted(out.figures) == sorted(D.RunsExplorer.panels())
     for key, fig in out.figures.items():
         names = [t.name for t in fig.data if t.showlegend]
         assert sorted(html.unescape(n) for n in names) == sorted([*drawn, "ipo"]), key
@@ -311,12 +327,15 @@ def test_the_server_serves_the_index_and_every_page_from_loopback(server):
 
 # `serve` itself, in this process, on one tiny page: bind first, then build every page, then announce the URL
 
-class _Tiny(D.Explorer):
-    "One cheap panel; it notes when it was built."
+class _TinySettings(D.Explorer):
     x = param.Number(1.0)
-    FIGURES = {"line": ("x",)}
+
+
+class _Tiny(_TinySettings):
+    "One cheap panel; it notes when it was built."
     built: list[float] = []
 
+    @D.figure_panel("line", _TinySettings.param.x)
     def line_figure(self):
         _Tiny.built.append(time.monotonic())
         return D.figure([dict(type="scatter", x=[0, 1], y=[0, self.x])], {"title": {"text": "tiny"}})
@@ -394,6 +413,44 @@ def test_ctrl_c_interrupts_serve_whatever_handler_an_earlier_server_left():
         assert signal.getsignal(signal.SIGINT) is swallow  # restored on the way out
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+# Panel's busy flags under threads: https://github.com/holoviz/panel/issues/4099, and the one adapter for it (serialize_busy_state)
+
+_BUSY_RACE = r"""
+import sys, threading
+import panel as pn
+from prefbench_lib import dashboards as D
+if sys.argv[1] == "adapter": D.serialize_busy_state()
+a_in, b_in, a_out, first = threading.Event(), threading.Event(), threading.Event(), set()
+def pause(*_):  # a watcher of `busy`: it runs while its thread is inside Panel's edit_readonly
+    me = threading.current_thread().name
+    if me in first: return
+    first.add(me)
+    if me == "A": a_in.set(); b_in.wait(1.0)  # A stays inside until B is inside too (with the adapter B waits for the lock: 1 s)
+    if me == "B": b_in.set(); a_out.wait(1.0)  # B stays inside until A has left, restoring the flags it saved
+pn.state.param.watch(pause, "busy", onlychanged=False)
+def a(): pn.state._add_busy_event("a"); a_out.set()
+def b(): a_in.wait(30); pn.state._add_busy_event("b")
+threads = [threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")]
+for t in threads: t.start()
+for t in threads: t.join()
+print(pn.state.param["busy"].readonly)
+"""
+
+
+def _busy_readonly_after_the_race(adapter: bool) -> bool:
+    "Whether Panel's `busy` parameter is still read-only after two threads interleave their busy events as a threaded server can."
+    out = subprocess.run([sys.executable, "-c", _BUSY_RACE, "adapter" if adapter else "none"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-1] == "True"
+
+
+def test_the_busy_adapter_keeps_panels_flags_whole_and_is_still_needed():
+    "Forced interleaving: without the adapter B saves the flags A lifted and restores them after A, leaving `busy` writable for good."
+    assert _busy_readonly_after_the_race(adapter=True)  # fails if serialize_busy_state stops serializing
+    # still broken upstream: once Panel fixes edit_readonly this fails, and serialize_busy_state (and this test) can go
+    assert not _busy_readonly_after_the_race(adapter=False)
 
 
 def test_the_command_refuses_a_public_address_without_origins():
@@ -487,7 +544,7 @@ def test_each_page_in_chromium(slug, server, browser, tmp_path):
         page.wait_for_timeout(200)
     if slug == "nash":  # a setting the library refuses: its message shows in the page
         page.locator("select").first.select_option("rps")
-        page.wait_for_selector(f"text='rps' game has K = 3 actions (rock, paper, scissors), got K={int(float(value))}", timeout=60_000)
+        page.get_by_text(re.compile(rf"'rps' game has K = 3 actions.*got K={int(float(value))}")).first.wait_for(timeout=60_000)
     page.screenshot(path=tmp_path / f"{slug}.png", full_page=True)
     watch.check()
     assert "Traceback" not in log.read_text() and "ERROR" not in log.read_text(), log.read_text()[-3000:]
@@ -509,7 +566,7 @@ def _wait_for(check, what: str, timeout: float = 60) -> None:
 def test_the_runs_page_draws_every_run_follows_new_ones_and_says_when_there_is_none(server, runs_root, browser, tmp_path):
     "Two runs on every panel, one colour each; a run that appears shows after a refresh; an empty root shows how to make a run."
     url, log = server
-    n = len(D.RunsExplorer.FIGURES)
+    n = len(D.RunsExplorer.panels())
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     watch = Watch(page, url[:-1])
     page.goto(url + "runs")
@@ -578,7 +635,7 @@ def test_the_runs_page_shows_outside_text_as_text_and_names_every_bad_run(server
     watch = Watch(page, url[:-1])
     try:
         page.goto(url + "runs")
-        n = len(D.RunsExplorer.FIGURES)
+        n = len(D.RunsExplorer.panels())
         page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
         listed = page.get_by_text("could not read repeated-step")
         _wait_for(lambda: all(f"could not read {name}: " in listed.inner_text() for name in bad), "every bad run is named")

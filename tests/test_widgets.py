@@ -1,15 +1,19 @@
-"""Properties of the widget helpers' pure parts (hypothesis): slider ranges the losses accept, finite explorer frames, escaped text."""
+"""Properties of the widget helpers' pure parts (hypothesis): slider ranges the losses accept, finite explorer frames, escaped text;
+and which UI toolkit each module loads."""
 import html
 import inspect
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from prefbench_lib.losses import LOSSES, Hyperparameter
-from prefbench_lib.widgets import distinct_losses, escape_text, hparam_range, hyperparameter_controls, loss_frame
+from prefbench_lib.views import distinct_losses, escape_text, hparam_range, loss_frame
+from prefbench_lib.widgets import hyperparameter_controls
 
 NAMES = distinct_losses()
 gap = st.one_of(st.just(0.0), st.floats(1e-3, 100.0))  # distance from the default to a finite end (0: the end is the default)
@@ -114,3 +118,29 @@ def test_escape_text_of_any_python_string_is_utf8(s):
     out = escape_text(s)
     out.encode("utf-8")
     assert html.unescape(out) == s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One UI toolkit per module: the shared helpers (views) load none, the widgets no Panel, the dashboards no ipywidgets
+
+def _loaded_by(module: str) -> set[str]:
+    "The top-level packages a fresh interpreter has loaded after importing `module`."
+    code = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+
+
+@pytest.mark.parametrize("module,loads,never", [("prefbench_lib.views", "torch", {"panel", "bokeh", "ipywidgets"}),
+                                                ("prefbench_lib.widgets", "ipywidgets", {"panel", "bokeh"}),
+                                                ("prefbench_lib.dashboards", "panel", {"ipywidgets"})])
+def test_each_module_loads_only_its_own_ui_toolkit(module, loads, never):
+    loaded = _loaded_by(module)
+    assert loads in loaded, sorted(loaded)  # the probe sees what the module imports ...
+    assert not never & loaded, never & loaded  # ... and no other UI toolkit
+
+
+def test_the_widgets_reach_the_shared_helpers_through_views():
+    "The names the widgets and the dashboards share are one set of functions, defined in views."
+    from prefbench_lib import dashboards, views, widgets
+    for name in views.__all__:
+        assert getattr(widgets, name, views.__dict__[name]) is views.__dict__[name], name
+        assert getattr(dashboards, name, views.__dict__[name]) is views.__dict__[name], name

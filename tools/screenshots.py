@@ -37,7 +37,7 @@ def main(pages: list[str] | None = None, width: int = 1400, height: int = 1000) 
             page = browser.new_page(viewport={"width": width, "height": height})
             for slug in pages or PAGES:
                 page.goto(url + slug)
-                n = len(PAGES[slug].dashboard.EXPLORER.FIGURES)
+                n = len(PAGES[slug].dashboard.EXPLORER.panels())
                 page.locator(".js-plotly-plot").nth(n - 1).wait_for(timeout=120_000)
                 page.wait_for_timeout(1500)  # let Plotly finish its transitions
                 path = OUT / f"dashboard_{slug}.png"
