@@ -14,12 +14,16 @@
    The loop is timed on one seed per (algorithm, peak), 16 runs x 1000 steps, and scaled linearly to
    160 runs (a full loop takes minutes); the batched time includes building its frame of 8 metrics,
    the loop only records log pi and computes E_pi[r] at the end.
-3. One default `run_bandit("sigmoid")` call (5 seeds x 300 steps; goal: < 0.05 s, what a dashboard
+3. The MLP column: the authors' network (`preset("tajwar_ipo")`: D = 100 inputs, LayerNorm'd 50 features, two ReLU
+   layers of 256, IPO on every pair of 10 samples, per-coordinate Adam, 100 pretraining steps) on one context, 2 peaks x S
+   seeds, as one batched `train` call against a plain per-run loop of the same update (`train` called once per run, so the
+   same code at R = 1), same threads; the frames must agree (1e-4), and the batch must not lose (goal: batched <= loop).
+4. One default `run_bandit("sigmoid")` call (5 seeds x 300 steps; goal: < 0.05 s, what a dashboard
    redraw can afford), and the slowest default single call among the 8 algorithms.
 With --busy N, N processes spin on the CPU for the whole run, so the timings show a busy machine.
 Timing: best block median over interleaved blocks (see _common.interleaved_medians).
 Run: .venv/bin/python benchmarks/toy.py [--quick] [--device cuda] [--threads N] [--busy N]
-Last line: speedup_vs_loop=<x> sweep_s=<seconds> single_run_s=<seconds> (with --quick the sizes are
+Last line: speedup_vs_loop=<x> sweep_s=<seconds> single_run_s=<seconds> mlp_batched_s=<seconds> mlp_loop_s=<seconds> (with --quick the sizes are
 smaller, and the line reports them under the same keys).
 """
 import argparse
@@ -30,7 +34,7 @@ from _common import interleaved_medians, stable_allocator
 
 from prefbench_lib.core import adam_step, get_device, value_checks
 from prefbench_lib.losses import Pair, get_loss
-from prefbench_lib.toy import _sample, _uniforms, bin_reward, reference_distribution, run_bandit
+from prefbench_lib.toy import _sample, _uniforms, bandit_frame, bin_reward, preset, reference_distribution, run_bandit, train
 
 ALGS = ["sft", "rwr", "reinforce", "ppo", "sigmoid", "ipo", "sigmoid_no_neg", "sft_push_down"]
 CENTERS = [70.0, 20.0]
@@ -125,6 +129,22 @@ def summary(cmp, runs, steps):
     return txt
 
 
+def mlp_sweep(seeds, steps, dev, **changes):
+    "The authors' MLP setup on one context, every (peak, seed) in one batched `train` call: its frame."
+    cfg = preset("tajwar_ipo", contexts=1, seeds=list(seeds), steps=steps, device=str(dev), **changes)
+    return bandit_frame(train(cfg, progress=False), cfg)
+
+
+def mlp_loop(seeds, steps, dev, **changes):
+    "The same runs as a plain loop, one `train` call per (peak, seed): their frames, in the sweep's row order."
+    frames = []
+    for c in (20.0, 70.0):
+        for s in seeds:
+            cfg = preset("tajwar_ipo", contexts=1, reward_center=[c], seeds=[s], steps=steps, device=str(dev), **changes)
+            frames.append(bandit_frame(train(cfg, progress=False), cfg))
+    return frames
+
+
 def spin():
     "Keep one core busy until killed."
     while True: pass
@@ -172,7 +192,28 @@ def main():
     print(f"  the timed loop runs vs run_bandit over all {T} steps (not asserted): "
           f"{summary(compare(long, timed, loop(timed, T, dev), T), timed, T)}")
 
-    # 3. single default calls
+    # 3. the MLP column: batched against a plain per-run loop of the same update, same threads
+    S_mlp, T_mlp = (2, 5) if a.quick else (5, 30)
+    seeds_mlp = list(range(S_mlp))
+    # the agreement check with the per-run normalised step (smooth in the gradient); per-coordinate Adam gives a coordinate whose
+    # gradient is 0 up to float rounding (which differs between a batched and a single bmm) a full step, so with it the two
+    # sides part by ~1e-3 from the first step on: reported, not asserted
+    diff = lambda **ch: float((torch.tensor(mlp_sweep(seeds_mlp, T_mlp, dev, **ch).expected_reward.to_numpy()) - torch.tensor(
+        [x for f in mlp_loop(seeds_mlp, T_mlp, dev, **ch) for x in f.expected_reward.to_numpy()])).abs().max())
+    mlp_diff, adam_diff = diff(optimizer="normalized"), diff()
+    print(f"MLP correctness: batched vs per-run loop, 2 peaks x {S_mlp} seeds x {T_mlp} steps, normalised step: max |E_pi[r] "
+          f"difference| {mlp_diff:.1e}; tolerance 1e-4: {'passed' if mlp_diff <= 1e-4 else 'FAILED'} (with the preset's "
+          f"per-coordinate Adam, not asserted: {adam_diff:.1e})")
+    if mlp_diff > 1e-4: raise SystemExit("the MLP loop does not reproduce the batched sweep: timings would not compare equal work")
+    mt = interleaved_medians({"batched": lambda: mlp_sweep(seeds_mlp, T_mlp, dev), "loop": lambda: mlp_loop(seeds_mlp, T_mlp, dev)},
+                             dev, reps=reps, block=1)
+    n_mlp = 2 * S_mlp
+    print(f"MLP sweep (the authors' network, 1 context), 2 peaks x {S_mlp} seeds = {n_mlp} runs x {T_mlp} steps + 100 pretraining "
+          f"steps: batched {mt['batched']:.3f} s, plain per-run loop {mt['loop']:.3f} s ({1e3 * mt['loop'] / T_mlp:.0f} vs "
+          f"{1e3 * mt['batched'] / T_mlp:.0f} ms per step, pretraining included); batched/loop = {mt['batched'] / mt['loop']:.2f}; "
+          f"goal batched <= loop: {'met' if mt['batched'] <= mt['loop'] else 'MISSED'}")
+
+    # 4. single default calls
     singles = {al: (lambda al=al: run_bandit(al, steps=T_single, device=dev, progress=False)) for al in ALGS}
     for f in singles.values(): f()  # warm-up
     single = interleaved_medians(singles, dev, reps=2 * reps, block=3)
@@ -184,7 +225,8 @@ def main():
                 f"{'met' if loop_s / sweep_s >= 100 else 'MISSED'}; single sigmoid run < 0.05 s: "
                 f"{'met' if single['sigmoid'] < 0.05 else 'MISSED'}")
     for h in hogs: h.terminate()
-    print(f"speedup_vs_loop={loop_s / sweep_s:.1f} sweep_s={sweep_s:.4f} single_run_s={single['sigmoid']:.4f}")
+    print(f"speedup_vs_loop={loop_s / sweep_s:.1f} sweep_s={sweep_s:.4f} single_run_s={single['sigmoid']:.4f} "
+          f"mlp_batched_s={mt['batched']:.4f} mlp_loop_s={mt['loop']:.4f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 import math
 import numbers
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, NamedTuple, Sequence
@@ -20,17 +21,19 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import (adam_step, check_choice, check_distribution, check_fits, check_in_interval, check_int, check_logps,
-                                check_positive, check_real, check_scalar, check_tensor, check_type, get_device, kl, one_thread, value_checks)
+from .core import (OPTIMIZERS, Optimizer, adam_step, check_choice, check_distribution, check_fits, check_in_interval,
+                                check_int, check_logps, check_positive, check_real, check_scalar, check_tensor, check_type, door,
+                                get_device, is_int, kl, one_of, one_thread, optional, register, value_checks)
 from .losses import LOSSES, Pair, get_loss, loss_hyperparameters
 
 # %% auto #0
-__all__ = ['PAIRINGS', 'RULES', 'REGIMES', 'OPTIMIZERS', 'POLICIES', 'METRICS', 'ARGUMENT_ERRORS', 'PRESETS',
-           'reference_distribution', 'bin_reward', 'Pairs', 'Batch', 'pair_positions', 'pair_weights', 'leave_one_out',
-           'empty_batch', 'fill_batch', 'make_batch', 'Rule', 'rule', 'SFT', 'SFTPushDown', 'RWR', 'REINFORCE', 'PPO',
-           'PairwiseRule', 'pairwise_rule', 'MarginRule', 'DPO', 'IPO', 'without_negative_gradient', 'get_rule', 'RPO',
-           'TabularPolicy', 'MLPPolicy', 'kl_gradient', 'logit_gradient', 'BanditConfig', 'StepMetrics', 'Run',
-           'History', 'train', 'bandit_frame', 'run_bandit', 'preset', 'reference_run', 'fit_unimodal', 'kl_frontier']
+__all__ = ['PAIRINGS', 'RULES', 'POLICIES', 'SAMPLERS', 'METRICS', 'PRESETS', 'reference_distribution', 'bin_reward', 'Pairs',
+           'Batch', 'pair_positions', 'pair_weights', 'leave_one_out', 'empty_batch', 'fill_batch', 'make_batch',
+           'Rule', 'RuleTable', 'rule', 'SFT', 'SFTPushDown', 'RWR', 'REINFORCE', 'PPO', 'PairwiseRule',
+           'pairwise_rule', 'MarginRule', 'DPO', 'IPO', 'Variant', 'without_negative_gradient', 'get_rule', 'RPO',
+           'TabularPolicy', 'mlp_logits', 'MLPPolicy', 'blockwise_step', 'pretrain', 'kl_gradient', 'logit_gradient',
+           'PolicyKind', 'policy_kind', 'Sampler', 'sampler', 'BanditConfig', 'StepMetrics', 'Run', 'History', 'train',
+           'bandit_frame', 'run_bandit', 'preset', 'reference_run', 'fit_unimodal', 'kl_frontier']
 
 # %% ../nbs/03_toy_bandit.ipynb #769c7b88
 def reference_distribution(K: int = 100,  # number of bins (tokens) of [-1, 1]
@@ -95,23 +98,26 @@ class Batch:
 
     def rows(self, lo: int, hi: int) -> Batch:
         "The batch of rows lo..hi-1 (views, no copy)."
-        cut = {f.name: getattr(self, f.name)[lo:hi] for f in dataclasses.fields(self) if f.name != "pairs"}
+        cut = {f.name: getattr(self, f.name)[lo:hi] for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), Tensor)}
         return Batch(**cut, pairs=self.pairs._replace(weight=self.pairs.weight[lo:hi]))
 
 # %% ../nbs/03_toy_bandit.ipynb #22b76bea
-PAIRINGS = ("best_worst", "nested", "all_pairs")
+def _all_pairs(N: int) -> tuple[Tensor, Tensor]:
+    check_fits(16 * (N * (N - 1) // 2), None, N=N)  # every pair: two int64 [N (N - 1) / 2]
+    return tuple(torch.triu_indices(N, N, offset=1))  # (i, j) for every i < j
 
+PAIRINGS: dict[str, Callable[[int], tuple[Tensor, Tensor]]] = {  # N -> (chosen [P], rejected [P]) positions, best first
+    "best_worst": lambda N: (torch.tensor([0]), torch.tensor([N - 1])),  # the best against the worst
+    "nested": lambda N: (torch.arange(N // 2), N - 1 - torch.arange(N // 2)),  # the i-th best against the i-th worst
+    "all_pairs": _all_pairs,
+}
+
+@door(N=is_int(2), pairing=one_of(PAIRINGS))
 def pair_positions(N: int,  # samples per batch
-                   pairing: str = "best_worst",  # one of PAIRINGS
+                   pairing: str = "best_worst",  # a key of PAIRINGS
                   ) -> tuple[Tensor, Tensor]:  # chosen [P], rejected [P]: positions in a batch sorted best first
     "The (chosen, rejected) positions each pairing compares."
-    N = check_int("N", N, 2); check_choice("pairing", pairing, PAIRINGS)
-    if pairing == "best_worst": c = torch.tensor([0])
-    elif pairing == "nested": c = torch.arange(N // 2)
-    else:
-        check_fits(16 * (N * (N - 1) // 2), None, N=N)  # every pair: two int64 [N (N - 1) / 2]
-        c, r = torch.triu_indices(N, N, offset=1); return c, r
-    return c, N - 1 - c
+    return PAIRINGS[pairing](N)
 
 # %% ../nbs/03_toy_bandit.ipynb #65d32a29
 def pair_weights(rewards: Tensor,  # [R, N] sorted best first
@@ -186,26 +192,32 @@ def _check_actions(actions: Tensor, K: int) -> None:
         i, j = (int(x) for x in bad.nonzero()[0])
         raise ValueError(f"actions must hold action ids in [0, {K}), got actions[{i}, {j}] = {int(actions[i, j])}")
 
+def _log_ref_vector(name: str, x) -> Tensor:  # a door check: log-probabilities of shape [K]
+    check_logps(name, x)
+    if x.ndim != 1: raise ValueError(f"{name} must have shape [K], got shape {tuple(x.shape)}")
+    return x
+
+def _batch_shapes(a) -> None:  # make_batch's door relation: the ids against K, every [R, K] tensor against actions and log_ref
+    K = len(a.log_ref); _check_actions(a.actions, K)
+    R = a.actions.shape[0]
+    for name, x, shapes in [("logp", a.logp, [(R, K)]), ("behaviour_logp", a.behaviour_logp, [(R, K)]), ("reward", a.reward, [(K,), (1, K), (R, K)])]:
+        if x is None or tuple(x.shape) in shapes: continue
+        if x.ndim and x.shape[-1] != K: raise ValueError(f"{name} covers {x.shape[-1]} actions but log_ref covers {K}, got {name} of shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {' or '.join(str(list(s)) for s in shapes)} (R = {R} rows of actions), got shape {tuple(x.shape)}")
+
+# %% ../nbs/03_toy_bandit.ipynb #ef69847e
+@door(_batch_shapes, log_ref=_log_ref_vector, logp=check_logps, reward=check_real, behaviour_logp=optional(check_logps),
+      pairs=one_of(PAIRINGS), min_reward_gap=lambda name, v: check_scalar(name, v, 0.0, math.inf, closed="left"))
 def make_batch(actions: Tensor,  # [R, N] samples (action ids in [0, K), N >= 2), any order
                reward: Tensor,  # [K] or [R, K] r(a)
                logp: Tensor,  # [R, K] log pi
                log_ref: Tensor,  # [K] log pi_ref
-               *, pairs: str = "best_worst",  # one of PAIRINGS
+               *, pairs: str = "best_worst",  # a key of PAIRINGS
                min_reward_gap: float = 0.0,  # see `pair_weights`
                behaviour_logp: Tensor | None = None,  # [R, K] log pi_old of the policy that drew it; None: logp
               ) -> Batch:
     "A batch of fresh samples, sorted by reward, prepared as the training loop prepares one."
-    check_logps("log_ref", log_ref)
-    if log_ref.ndim != 1: raise ValueError(f"log_ref must have shape [K], got shape {tuple(log_ref.shape)}")
-    K = len(log_ref); _check_actions(actions, K)
     actions, (R, N) = actions.long(), actions.shape  # any integer dtype; gather indexes with int64
-    check_logps("logp", logp); check_real("reward", reward)
-    if behaviour_logp is not None: check_logps("behaviour_logp", behaviour_logp)
-    for name, x, shapes in [("logp", logp, [(R, K)]), ("behaviour_logp", behaviour_logp, [(R, K)]), ("reward", reward, [(K,), (1, K), (R, K)])]:
-        if x is None or tuple(x.shape) in shapes: continue
-        if x.ndim and x.shape[-1] != K: raise ValueError(f"{name} covers {x.shape[-1]} actions but log_ref covers {K}, got {name} of shape {tuple(x.shape)}")
-        raise ValueError(f"{name} must have shape {' or '.join(str(list(s)) for s in shapes)} (R = {R} rows of actions), got shape {tuple(x.shape)}")
-    check_choice("pairs", pairs, PAIRINGS); check_scalar("min_reward_gap", min_reward_gap, 0.0, math.inf, closed="left")
     r, idx = torch.sort(reward.expand(R, -1).gather(1, actions), dim=-1, descending=True, stable=True)
     b = empty_batch(R, N, pair_positions(N, pairs), actions.device)
     fill_batch(b, logp if behaviour_logp is None else behaviour_logp, log_ref, actions=actions.gather(1, idx), rewards=r,
@@ -236,18 +248,32 @@ class Rule:
         "The rule's hyperparameters by name."
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-# %% ../nbs/03_toy_bandit.ipynb #94b4bbd1
-RULES: dict[str, type[Rule]] = {}
+    @classmethod
+    def field_names(cls) -> list[str]:
+        "The names of the hyperparameters a rule of this class takes."
+        return [f.name for f in dataclasses.fields(cls)]
 
-def rule(name: str,  # the key in RULES
-         *, replace: bool = False,  # True: replace the rule registered under `name`
+# %% ../nbs/03_toy_bandit.ipynb #94b4bbd1
+_OWN_RULES: dict[str, type[Rule]] = {}  # what `@rule` registered: the lab's own algorithms, and closed forms of losses in LOSSES
+
+class RuleTable(Mapping):
+    "Every toy rule by name, read when asked: the `@rule` classes, then a pairwise rule per loss in LOSSES (its `@rule` closed form if any)."
+    def __getitem__(self, name: str) -> type[Rule]:
+        if name in _OWN_RULES: return _OWN_RULES[name]
+        first = getattr(LOSSES[name], "names", (name,))[0]  # an alias (dpo) is its loss's first name (sigmoid); KeyError if unknown
+        return _OWN_RULES[first] if first in _OWN_RULES else pairwise_rule(first)
+    def __iter__(self): return iter(dict.fromkeys([*_OWN_RULES, *LOSSES]))
+    def __len__(self) -> int: return len(dict.fromkeys([*_OWN_RULES, *LOSSES]))
+
+RULES = RuleTable()
+
+def rule(name: str,  # its key in RULES; a name in LOSSES makes it that loss's rule (a closed form over the generated one)
         ):
     "Class decorator: make `cls` a frozen dataclass and register it as the rule `name`."
     def deco(cls):
-        if name in RULES and not replace: raise ValueError(f"rule name {name!r} is already registered")
-        cls = dataclass(frozen=True)(cls)
+        register(_OWN_RULES, name, cls, what="rule")  # the same class again (a re-run cell) replaces it; another is refused
+        cls = dataclass(frozen=True)(cls)  # in place: the class registered
         cls.name = name
-        RULES[name] = cls
         return cls
     return deco
 
@@ -320,25 +346,29 @@ class PPO(Rule):
         unclipped = torch.where(A >= 0, rho <= 1 + self.clip, rho >= 1 - self.clip)
         return (rho * A).mul_(unclipped).div_(-b.rewards.shape[-1])
 
+# %% ../nbs/03_toy_bandit.ipynb #027711c8
+def _check_hyperparameter(h,  # a loss's `Hyperparameter` (`loss_hyperparameters`): name, default, declared range
+                          value,  # what a rule was given for it
+                         ) -> None:
+    "Refuse a value outside the range the loss declares; None passes where it is the default (it lets the loss choose: SimPO's gamma)."
+    if value is None and h.default is None: return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{h.name} must be a finite number{' or None' if h.default is None else ''}, got {h.name}={value!r}")
+    check_scalar(h.name, value, -math.inf if h.low is None else h.low, math.inf if h.high is None else h.high, closed=h.closed)
+
 # %% ../nbs/03_toy_bandit.ipynb #b846a2e8
 @dataclass(frozen=True)
 class PairwiseRule(Rule):
     "A loss from `LOSSES` on the batch's pairs: the row's loss is the weighted mean over its valid pairs."
     beta: float = 0.1  # beta > 0
+    negative_gradient: bool = True  # False: the rejected samples' gradient is removed, l_r held fixed (`without_negative_gradient`)
     family: ClassVar[str] = "pair"
     loss_name: ClassVar[str] = ""  # the name in LOSSES
     loss_hyperparameters: ClassVar[tuple] = ()  # its `Hyperparameter`s (names, defaults, documented ranges)
-    negative_gradient: ClassVar[bool] = True  # False: the rejected samples' gradient is removed (`without_negative_gradient`)
 
     def __post_init__(self):
-        check_positive("beta", self.beta)
-        for h in self.loss_hyperparameters:
-            v = getattr(self, h.name)
-            if v is None and h.default is None: continue  # None is a default that lets the loss choose (SimPO's gamma)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"{h.name} must be a finite number{' or None' if h.default is None else ''}, got {h.name}={v!r}")
-            low, high = -math.inf if h.low is None else h.low, math.inf if h.high is None else h.high
-            check_scalar(h.name, v, low, high, closed=h.closed)
+        check_positive("beta", self.beta); check_type("negative_gradient", self.negative_gradient, bool)
+        for h in self.loss_hyperparameters: _check_hyperparameter(h, getattr(self, h.name))
 
     def pair_losses(self, chosen, rejected, ref_chosen, ref_rejected) -> Tensor:  # each [P, R] -> [P, R]
         "The loss of every pair."
@@ -368,19 +398,21 @@ class PairwiseRule(Rule):
         return g.index_add_(1, r, g_r) if self.negative_gradient else g
 
 # %% ../nbs/03_toy_bandit.ipynb #d537803d
+_MADE: dict[str, tuple[Callable, type]] = {}  # loss name -> (the loss it was made from, its rule class): a cache, not a registry
+
 def pairwise_rule(loss_name: str,  # a name in LOSSES
                  ) -> type[PairwiseRule]:
-    "The rule class of a loss in LOSSES: fields beta and the loss's own hyperparameters, with its defaults."
+    "The rule class of a loss in LOSSES: fields beta and the loss's own hyperparameters, with its defaults (the same class while the loss is)."
     check_choice("loss_name", loss_name, LOSSES)
-    hps = tuple(loss_hyperparameters(loss_name))
-    cls = dataclasses.make_dataclass(f"Pairwise_{loss_name}", [(h.name, object, field(default=h.default)) for h in hps],
-                                     bases=(PairwiseRule,), frozen=True)
-    cls.loss_name, cls.name, cls.loss_hyperparameters = loss_name, loss_name, hps
-    cls.__doc__ = f"The `{loss_name}` loss of LOSSES on the batch's pairs: {get_loss(loss_name).__doc__}"
-    return cls
-
-for _name in LOSSES:
-    RULES[_name] = pairwise_rule(_name)
+    loss = LOSSES[loss_name]
+    if _MADE.get(loss_name, (None,))[0] is not loss:  # new, or the loss was registered again
+        hps = tuple(loss_hyperparameters(loss_name))
+        cls = dataclasses.make_dataclass(f"Pairwise_{loss_name}", [(h.name, object, field(default=h.default)) for h in hps],
+                                         bases=(PairwiseRule,), frozen=True)
+        cls.loss_name, cls.name, cls.loss_hyperparameters = loss_name, loss_name, hps
+        cls.__doc__ = f"The `{loss_name}` loss of LOSSES on the batch's pairs: {loss.__doc__}"
+        _MADE[loss_name] = (loss, cls)
+    return _MADE[loss_name][1]
 
 # %% ../nbs/03_toy_bandit.ipynb #68e2d17e
 class MarginRule(PairwiseRule):
@@ -392,41 +424,55 @@ class MarginRule(PairwiseRule):
         g_c = self.margin_gradient((l_c - ref_c) - (l_r - ref_r)).mul_(w)
         return g_c, -g_c
 
-@rule("sigmoid", replace=True)
+@rule("sigmoid")  # LOSSES' sigmoid (alias dpo): this closed form takes the generated rule's place
 class DPO(MarginRule, pairwise_rule("sigmoid")):
     "DPO with its gradient in closed form: dL/dm = -beta sigma(-beta m)."
     def margin_gradient(self, m): return torch.sigmoid(-self.beta * m).mul_(-self.beta)
-RULES["dpo"] = DPO
 
 # %% ../nbs/03_toy_bandit.ipynb #c49b59cf
-@rule("ipo", replace=True)
+@rule("ipo")
 class IPO(MarginRule, pairwise_rule("ipo")):
     "IPO with its gradient in closed form: dL/dm = 2 (m - 1 / (2 beta))."
     def margin_gradient(self, m): return (m - 1 / (2 * self.beta)).mul_(2)
 
 # %% ../nbs/03_toy_bandit.ipynb #417f9996
-def without_negative_gradient(cls: type[PairwiseRule]) -> type[PairwiseRule]:
+@dataclass(frozen=True)
+class Variant:
+    "A rule class with some of its fields fixed, under a name of its own: `dpo_no_neg` is DPO with negative_gradient=False."
+    name: str  # its name for `get_rule`
+    base: type[Rule]  # the rule class it makes
+    fixed: dict  # the fields it fixes, by name
+
+    @property
+    def family(self) -> str: return self.base.family
+    def field_names(self) -> list[str]:
+        "The hyperparameters a caller may still set."
+        return [n for n in self.base.field_names() if n not in self.fixed]
+    def __call__(self, **hyperparameters) -> Rule:
+        "The rule, with the fixed fields over `hyperparameters`."
+        return self.base(**{**hyperparameters, **self.fixed})
+
+def without_negative_gradient(cls: type[PairwiseRule],  # a pairwise rule class
+                             ) -> Variant:  # cls with negative_gradient=False, named `<cls.name>_no_neg`
     "The pairwise rule `cls` with the rejected samples' gradient removed (l_r held fixed)."
     if not (isinstance(cls, type) and issubclass(cls, PairwiseRule)):
         raise ValueError(f"only pairwise rules have a negative gradient to remove: cls must be a PairwiseRule class, got cls={cls!r}")
-    sub = type(f"{cls.__name__}NoNeg", (cls,), {"negative_gradient": False, "__doc__": f"{cls.__doc__} Without the negative gradient."})
-    sub = dataclass(frozen=True)(sub)
-    sub.name = f"{cls.name}_no_neg"
-    return sub
+    return Variant(f"{cls.name}_no_neg", cls, {"negative_gradient": False})
 
 # %% ../nbs/03_toy_bandit.ipynb #ccf84023
-_NO_NEG: dict[str, type[Rule]] = {}
+def _no_negative() -> dict[str, Variant]:
+    "`<name>_no_neg` for every pairwise rule of RULES, read when asked (as RULES is)."
+    return {f"{n}_no_neg": without_negative_gradient(c) for n, c in RULES.items() if issubclass(c, PairwiseRule)}
 
-def get_rule(name: str,  # a name in RULES, or "<pairwise rule>_no_neg"
-            ) -> type[Rule]:
+def get_rule(name: str,  # a name in RULES, or `<pairwise rule>_no_neg`
+            ) -> type[Rule] | Variant:  # called with the hyperparameters, it makes the rule
     "The rule class called `name`; a `ValueError` listing the known names otherwise."
+    variants = _no_negative() if isinstance(name, str) and name not in RULES else {}
     if isinstance(name, str) and name in RULES: return RULES[name]
-    base = name[: -len("_no_neg")] if isinstance(name, str) and name.endswith("_no_neg") else None
-    if base in RULES and RULES[base].family == "pair":
-        if name not in _NO_NEG: _NO_NEG[name] = without_negative_gradient(RULES[base])
-        return _NO_NEG[name]
-    raise ValueError(f"unknown algorithm name={name!r}; known: {', '.join(n for n, c in RULES.items() if c.family != 'pair')}, "
-                     f"any pairwise rule ({', '.join(n for n, c in RULES.items() if c.family == 'pair')}), or a pairwise rule + '_no_neg'")
+    if isinstance(name, str) and name in variants: return variants[name]
+    pair = [n for n, c in RULES.items() if issubclass(c, PairwiseRule)]
+    raise ValueError(f"unknown algorithm name={name!r}; known: {', '.join(n for n in RULES if n not in pair)}, "
+                     f"any pairwise rule ({', '.join(pair)}), or a pairwise rule + '_no_neg'")
 
 # %% ../nbs/03_toy_bandit.ipynb #54413f6e
 @rule("rpo")
@@ -458,8 +504,20 @@ class TabularPolicy:
         return grad_logits[:, 0] if self.C == 1 else grad_logits.sum(1)
 
 # %% ../nbs/03_toy_bandit.ipynb #c5a8c8ad
+def mlp_logits(x: Tensor,  # [R, C, D] each run's contexts
+               w: dict[str, Tensor],  # each run's weights (`MLPPolicy.unpack`): a matrix W [R, in, out], a bias b [R, out]
+              ) -> Tensor:  # z [R, C, K]
+    "The authors' network, every run at once: Linear(D, F) + LayerNorm + ReLU, two ReLU layers of width H, Linear(H, K)."
+    lin = lambda h, W, b: torch.baddbmm(b.unsqueeze(1), h, W)  # h W + b, each run its own W and b (W stored [in, out])
+    a = lin(x, w["W1"], w["b1"])
+    # LayerNorm over the F features, (a - mean) / sqrt(var + 1e-5), then each run's own scale and shift
+    h = torch.relu(torch.nn.functional.layer_norm(a, a.shape[-1:]) * w["ln_w"].unsqueeze(1) + w["ln_b"].unsqueeze(1))
+    h = torch.relu(lin(torch.relu(lin(h, w["W2"], w["b2"])), w["W3"], w["b3"]))
+    return lin(h, w["W4"], w["b4"])
+
+# %% ../nbs/03_toy_bandit.ipynb #c5a8c8b1
 class MLPPolicy:
-    "The authors' network on C contexts per run: Linear(D, F) + LayerNorm + ReLU, two ReLU layers of width H, Linear(H, K)."
+    "The authors' network (`mlp_logits`) on C contexts per run, its weights one flat [R, P] row per run."
     def __init__(self, contexts: Tensor,  # [R, C, D] the context vectors of each run
                  K: int,  # actions
                  generators: Sequence[torch.Generator],  # one per run, for the initial weights
@@ -473,56 +531,62 @@ class MLPPolicy:
         if not isinstance(generators, (list, tuple)) or len(generators) != R or not all(isinstance(g, torch.Generator) for g in generators):
             raise ValueError(f"generators must be a list of R = {R} torch.Generators (one per run), got generators={generators!r}"[:300])
         self.x = contexts
-        self.shapes = dict(W1=(F, D), b1=(F,), ln_w=(F,), ln_b=(F,), W2=(H, F), b2=(H,), W3=(H, H), b3=(H,), W4=(K, H), b4=(K,))
+        # each matrix stored [in, out] (torch.nn's weight transposed), so its gradient h^T dL/dout comes out in the row's own layout
+        self.shapes = dict(W1=(D, F), b1=(F,), ln_w=(F,), ln_b=(F,), W2=(F, H), b2=(H,), W3=(H, H), b3=(H,), W4=(H, K), b4=(K,))
         check_fits(4 * R * sum(math.prod(s) for s in self.shapes.values()), contexts.device, K=K, hidden=H, features=F)  # the float32 parameters
         self.params = torch.zeros(R, sum(math.prod(s) for s in self.shapes.values()), device=contexts.device)
-        p = self.unpack(self.params)
-        p["ln_w"].fill_(1.0)
-        for k in ("W1", "W2", "W3", "W4"):  # Xavier uniform, gain 1e-2: U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))
-            out_, in_ = self.shapes[k]
-            a = 1e-2 * math.sqrt(6 / (in_ + out_))
-            p[k].copy_(torch.stack([torch.rand(out_, in_, generator=gen) * 2 * a - a for gen in generators]))
-
+        w = self.unpack(self.params)
+        w["ln_w"].fill_(1.0)
+        for W in (w["W1"], w["W2"], w["W3"], w["W4"]):  # Xavier uniform, gain 1e-2: U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))
+            a, (in_, out_) = 1e-2 * math.sqrt(6 / sum(W.shape[1:])), W.shape[1:]
+            W.copy_(torch.stack([(torch.rand(out_, in_, generator=gen) * 2 * a - a).T for gen in generators]))  # drawn [out, in], as torch.nn
     def unpack(self, flat: Tensor) -> dict[str, Tensor]:
         "Views of the flat [R, P] tensor, one per weight, each [R, *shape]."
-        out, i = {}, 0
-        for k, s in self.shapes.items():
-            n = math.prod(s); out[k] = flat[:, i:i + n].view(-1, *s); i += n
-        return out
-
-    def forward(self, flat: Tensor) -> Tensor:  # z [R, C, K]
-        p = self.unpack(flat)
-        lin = lambda h, k: torch.baddbmm(p["b" + k[1]].unsqueeze(1), h, p[k].transpose(1, 2))  # h W^T + b
-        a = lin(self.x, "W1")
-        # LayerNorm over the F features, with its own scale and shift
-        a = (a - a.mean(-1, keepdim=True)) / torch.sqrt(a.var(-1, unbiased=False, keepdim=True) + 1e-5)
-        h = torch.relu(a * p["ln_w"].unsqueeze(1) + p["ln_b"].unsqueeze(1))
-        h = torch.relu(lin(torch.relu(lin(h, "W2")), "W3"))
-        return lin(h, "W4")
-
-    def logits(self) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # z [R, C, K] (detached), (the graph's leaf, z)
+        ends = np.cumsum([math.prod(s) for s in self.shapes.values()])
+        return {k: flat[:, e - math.prod(s):e].view(-1, *s) for (k, s), e in zip(self.shapes.items(), ends)}
+    def logits(self) -> tuple[Tensor, tuple[list[Tensor], Tensor]]:  # z [R, C, K] (detached), (the graph's leaves, z)
+        "The logits, and the graph `backward` differentiates: one leaf per weight, so no gradient is scattered into a flat row."
         with torch.enable_grad():
-            leaf = self.params.detach().requires_grad_()
-            z = self.forward(leaf)
-        return z.detach(), (leaf, z)
-
+            leaves = [v.detach().requires_grad_() for v in self.unpack(self.params).values()]
+            z = mlp_logits(self.x, dict(zip(self.shapes, leaves)))
+        return z.detach(), (leaves, z)
     def backward(self, grad_logits: Tensor,  # [R, C, K] dL/dz at the parameters `logits` saw
-                 cache: tuple[Tensor, Tensor],  # what `logits` returned
+                 cache: tuple[list[Tensor], Tensor],  # what `logits` returned
                 ) -> Tensor:  # [R, P] dL/dparams
-        leaf, z = cache
-        return torch.autograd.grad(z, leaf, grad_logits)[0]
+        return torch.cat([g.flatten(1) for g in torch.autograd.grad(cache[1], cache[0], grad_logits)], 1)
 
-    def pretrain(self, log_ref: Tensor,  # [K] log pi_ref
-                 steps: int = 100, lr: float = 0.01) -> None:
-        "Fit every run's network to pi_ref in each of its contexts (per-coordinate Adam on the mean KL), as the authors do."
-        m, v = torch.zeros_like(self.params), torch.zeros_like(self.params)
-        for t in range(steps):
-            with torch.enable_grad():
-                leaf = self.params.detach().requires_grad_()
-                # (1/C) sum_c KL(pi(.|x_c) || pi_ref), per run
-                loss = kl(torch.log_softmax(self.forward(leaf), -1), log_ref).mean(-1).sum()
-                (grad,) = torch.autograd.grad(loss, leaf)
-            adam_step(self.params, grad, m, v, t + 1, lr)
+# %% ../nbs/03_toy_bandit.ipynb #431d2c1a
+_BLOCK = 1 << 18  # floats of one block of runs' parameters (1 MB): what stays in cache through an optimizer step's passes
+
+def blockwise_step(opt: Optimizer,  # from core.OPTIMIZERS
+                   params: Tensor, grad: Tensor,  # [R, P]
+                   state: tuple,  # opt's moments, each [R, ...]
+                   t: int,  # step number, from 1
+                   lr: Tensor | float,  # [R, 1] per run, or one for all
+                  ) -> None:
+    "opt's step, in place, a block of runs at a time on a CPU: each block's parameters, gradient and moments stay in cache through its passes."
+    rows = max(1, _BLOCK // params.shape[1]) if params.is_cpu else len(params)  # a GPU: one launch per pass is what counts
+    if rows >= len(params): return opt.step(params, grad, state, t, lr)
+    for lo in range(0, len(params), rows):  # runs are independent: a registered step acts on each row alone
+        cut = slice(lo, lo + rows)
+        opt.step(params[cut], grad[cut], tuple(m[cut] for m in state), t, lr[cut] if isinstance(lr, Tensor) else lr)
+
+# %% ../nbs/03_toy_bandit.ipynb #431d2c18
+def pretrain(policy: MLPPolicy,  # updated in place
+             log_ref: Tensor,  # [K] log pi_ref
+             steps: int = 100,  # Adam steps
+             lr: float = 0.01,  # Adam's learning rate
+            ) -> None:
+    "Fit every run's network to pi_ref in each of its contexts (per-coordinate Adam on the mean KL), as the authors do."
+    adam = OPTIMIZERS["adam"]  # the authors' pretraining optimizer
+    state = adam.moments(policy.params)
+    for t in range(steps):
+        z, cache = policy.logits()
+        with torch.enable_grad():
+            z.requires_grad_()
+            # (1/C) sum_c KL(pi(.|x_c) || pi_ref), per run
+            (grad_z,) = torch.autograd.grad(kl(torch.log_softmax(z, -1), log_ref).mean(-1).sum(), z)
+        blockwise_step(adam, policy.params, policy.backward(grad_z, cache), state, t + 1, lr)
 
 # %% ../nbs/03_toy_bandit.ipynb #1eaf0df7
 def kl_gradient(p: Tensor,  # [R, K] pi
@@ -549,18 +613,95 @@ def logit_gradient(p: Tensor,  # [R, K] pi
     return grad
 
 # %% ../nbs/03_toy_bandit.ipynb #420ca912
+@dataclass(frozen=True)
+class PolicyKind:
+    "A kind of policy: how `train` builds one for every run of a config, and what it allocates."
+    name: str  # its key in POLICIES
+    build: Callable  # (cfg, runs, ref [K]) -> the policy: params [R, P], logits() -> (z [R, C, K], cache), backward(dL/dz, cache) -> [R, P]
+    floats_per_token: Callable  # (cfg, R) -> the float32s per token (per K) it surely allocates beyond the logits
+    sizes: tuple[str, ...] = ()  # the config fields its size depends on, named when it cannot fit
+    logits_are_params: bool = False  # True: its parameters are the logits, one context (what `reference_run` covers)
+
+POLICIES: dict[str, PolicyKind] = {}
+
+def policy_kind(name: str,  # the key in POLICIES
+                **data,  # the PolicyKind's other fields
+               ) -> Callable:  # decorator of build(cfg, runs, ref)
+    "Decorator: register a policy builder as the policy kind `name`."
+    def deco(build):
+        register(POLICIES, name, PolicyKind(name, build, **data), what="policy kind", origin=lambda k: (k.name, k.build.__qualname__))
+        return build
+    return deco
+
+@policy_kind("tabular", floats_per_token=lambda cfg, R: 0, logits_are_params=True)
+def _tabular(cfg, runs, ref):
+    "Logits initialised at log pi_ref, one row per run."
+    return TabularPolicy(ref.log().expand(len(runs), cfg.K), cfg.contexts)
+
+@policy_kind("mlp", floats_per_token=lambda cfg, R: 3 * R * cfg.hidden, sizes=("hidden",))  # W4 [K, H] per run, and its Adam moments
+def _mlp(cfg, runs, ref):
+    "The authors' network per run, on contexts x ~ U[0, 1]^D, pretrained to pi_ref."
+    # contexts and initial weights from generators of their own per seed, so the data streams stay the same
+    gens = {s: torch.Generator().manual_seed(2**32 + int(s)) for s in cfg.seeds}
+    x = {s: torch.rand(cfg.contexts, cfg.context_dim, generator=gens[s]) for s in cfg.seeds}
+    pol = MLPPolicy(torch.stack([x[r.seed] for r in runs]).to(ref.device), cfg.K,
+                    [torch.Generator().manual_seed(2**33 + int(r.seed)) for r in runs], hidden=cfg.hidden)
+    pretrain(pol, ref.log())
+    return pol
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca914
+@dataclass(frozen=True)
+class Sampler:
+    "A data regime: where each step's fresh batch comes from."
+    name: str  # its key in SAMPLERS
+    draw: Callable  # (streams, e, pi [Q, K]) -> actions [Q, N], rewards [Q, N]: batch e of every row, sorted best first
+    on_policy: bool  # True: drawn from the current policy; False: from the data set drawn once from pi_ref
+
+SAMPLERS: dict[str, Sampler] = {}
+
+def sampler(name: str,  # the key in SAMPLERS
+            *, on_policy: bool,  # does it draw from the current policy?
+           ) -> Callable:  # decorator of draw(streams, e, p)
+    "Decorator: register a batch-drawing function as the regime `name` (the draws themselves are in the training section)."
+    def deco(draw):
+        register(SAMPLERS, name, Sampler(name, draw, on_policy), what="sampler", origin=lambda s: (s.name, s.draw.__qualname__))
+        return draw
+    return deco
+
+# %% ../nbs/03_toy_bandit.ipynb #85207d41
+@sampler("offline", on_policy=False)
+def _offline(s: _Streams, e: int, p: Tensor) -> tuple[Tensor, Tensor]:
+    "Batch e C + c of each row's data set (cycled), for its context c."
+    b = (e * s.C + s.context) % s.data.shape[1]
+    return s.data[s.rows, b], s.data_r[s.rows, b]
+
+@sampler("on_policy", on_policy=True)
+def _on_policy(s: _Streams, e: int, p: Tensor) -> tuple[Tensor, Tensor]:
+    "N samples of each row's current policy p at its uniforms of batch e (inverse CDF), sorted by reward."
+    a = _sample(p.cumsum(-1), s.u[e])
+    r, idx = torch.sort(s.reward.gather(1, a), dim=-1, descending=True, stable=True)
+    return a.gather(1, idx), r
+
+def _draw(regimes: list[tuple[Sampler, Tensor]],  # each regime of the sweep, with its rows [Q, 1] (bool)
+          s: _Streams, e: int, p: Tensor) -> tuple[Tensor, Tensor]:  # actions, rewards [Q, N], sorted best first
+    "Fresh batch e of every row, from its own regime's sampler."
+    (first, _), *rest = regimes
+    a, r = first.draw(s, e, p)
+    for smp, rows in rest:  # a sweep over several regimes draws with each and keeps each row's own
+        a2, r2 = smp.draw(s, e, p)
+        a, r = torch.where(rows, a2, a), torch.where(rows, r2, r)
+    return a, r
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca916
 def _footprint(cfg: BanditConfig) -> int:
     "Bytes `train` surely allocates for `cfg`, a lower bound: its float32 [rows, K] buffers, the offline CDF, the record, the uniforms."
     R = len(cfg.algorithms) * len(cfg.regime) * len(cfg.reward_center) * len(cfg.seeds)
     Q, S, n_batches, n_epochs = R * cfg.contexts, len(cfg.seeds), cfg.dataset_size // cfg.n_samples, -(-cfg.steps // cfg.reuse)
     # per run: reward, params, m, v, the gradient, the metrics' [2, K]; per row: reward, logp, p, the CDF, grad_z; the offline
-    # dataset's CDF expanded to [S n_batches, K]
-    per_k = 7 * R + 5 * Q + S * n_batches
-    if cfg.policy == "mlp": per_k += 3 * R * cfg.hidden  # the last layer W4 [K, H] of every run, with its two Adam moments
+    # dataset's CDF expanded to [S n_batches, K]; and what the policy kind adds
+    per_k = 7 * R + 5 * Q + S * n_batches + POLICIES[cfg.policy].floats_per_token(cfg, R)
     # the record [T + 1, R, 8] (the 8 METRICS) and the on-policy uniforms, drawn per seed [S, epochs, C, N] and laid out per row [epochs, Q, N]
     return 4 * (cfg.K * per_k + (cfg.steps + 1) * R * 8 + n_epochs * cfg.n_samples * (S * cfg.contexts + Q))
-
-REGIMES, OPTIMIZERS, POLICIES = ("offline", "on_policy"), ("normalized", "adam", "sgd"), ("tabular", "mlp")
 
 def _as_list(name: str, x) -> list:
     out = list(x) if isinstance(x, (list, tuple)) else [x]
@@ -568,7 +709,7 @@ def _as_list(name: str, x) -> list:
     if len(set(map(str, out))) != len(out): raise ValueError(f"{name} has duplicates: {name}={x!r}")
     return out
 
-def _rule_classes(algorithms: list) -> dict[str, type[Rule]]:
+def _rule_classes(algorithms: list) -> dict[str, type[Rule] | Variant]:
     "Each algorithm's rule class by name; a `ValueError` naming `algorithms` for anything `get_rule` does not know."
     out = {}
     for a in algorithms:
@@ -577,85 +718,92 @@ def _rule_classes(algorithms: list) -> dict[str, type[Rule]]:
         except ValueError as e: raise ValueError(f"algorithms holds an {e}") from None
     return out
 
+def _batched_optimizer(name: str, value) -> str:  # a door check: an optimizer of core.OPTIMIZERS with a batched step
+    return check_choice(name, value, [n for n, o in OPTIMIZERS.items() if o.step is not None])
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca917
+def _check_lr(lr, algorithms: list[str]) -> float | dict[str, float]:
+    "One learning rate > 0, or a dict of one per algorithm."
+    if not isinstance(lr, dict): return float(check_positive("lr", lr))
+    if set(lr) != set(algorithms): raise ValueError(f"lr as a dict must name exactly the algorithms {algorithms}; got lr={lr!r}")
+    return {a: float(check_positive(f"lr[{a!r}]", lr[a])) for a in algorithms}
+
+def _check_hyperparameters(hp, rules: dict) -> dict[str, dict]:
+    "Each algorithm's hyperparameters with its rule's defaults filled in; a `ValueError` naming the algorithm for a key its rule lacks."
+    check_type("hyperparameters", hp, dict)
+    extra = set(hp) - set(rules)
+    if extra: raise ValueError(f"hyperparameters names {sorted(extra)}, which are not among the algorithms {list(rules)}")
+    out = {}
+    for a, cls in rules.items():  # the rule checks the values
+        given, names = dict(check_type(f"hyperparameters[{a!r}]", hp.get(a, {}), dict)), cls.field_names()
+        for k, v in given.items():
+            if k not in names: raise ValueError(f"{a} has no hyperparameter {k}={v!r}; its hyperparameters: {', '.join(names) or 'none'}")
+        out[a] = {k: v for k, v in cls(**given).hyperparameters().items() if k in names}
+    return out
+
+_scalar = lambda low, high, closed: (lambda name, value: check_scalar(name, value, low, high, closed=closed))
+_CONFIG_CHECKS = dict(  # BanditConfig's fields that stand alone, each with its door check (core), run in this order
+    K=is_int(2), reward_width=check_positive, n_samples=is_int(2), contexts=is_int(1), reuse=is_int(1), steps=is_int(1),
+    pairs=one_of(PAIRINGS), min_reward_gap=_scalar(0.0, math.inf, "left"), policy=one_of(POLICIES), optimizer=_batched_optimizer,
+    hidden=is_int(1), context_dim=is_int(1), logp_floor=optional(_scalar(-math.inf, 0.0, "neither")))
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca918
 @dataclass
 class BanditConfig:
     "Everything a bandit sweep depends on; one run per (algorithm, regime, reward_center, seed)."
     algorithms: list[str] = field(default_factory=lambda: ["sigmoid"])  # names `get_rule` knows
     hyperparameters: dict[str, dict] = field(default_factory=dict)  # per algorithm, its rule's fields (defaults filled in)
     lr: dict[str, float] | float = 0.05  # learning rate eta, or one per algorithm
-    # the environment
     K: int = 100  # tokens (bins)
     reward_center: list[float] = field(default_factory=lambda: [70.0])  # c: 70 (little reference mass) or 20 (near its mode)
     reward_width: float = 10.0  # w
     exact_reference: bool = False  # pi_ref from the exact bin masses instead of the seeded histogram
-    # the data
-    regime: list[str] = field(default_factory=lambda: ["on_policy"])  # "on_policy", "offline" (drawn once from pi_ref)
+    regime: list[str] = field(default_factory=lambda: ["on_policy"])  # keys of SAMPLERS: "on_policy", "offline" (drawn once from pi_ref)
     n_samples: int = 10  # N, samples per batch
     contexts: int = 1  # C: batches per step, one per context (the MLP's inputs differ by context)
     dataset_size: int = 1000  # offline: samples drawn once from pi_ref, cut into batches of N, cycled
     reuse: int = 1  # gradient steps on each batch before drawing the next
-    pairs: str = "best_worst"  # how the pairwise rules pair a sorted batch: one of PAIRINGS
+    pairs: str = "best_worst"  # how the pairwise rules pair a sorted batch: a key of PAIRINGS
     min_reward_gap: float = 0.0  # a pair counts if its rewards differ by more than this
-    # the policy and the optimiser
-    policy: str = "tabular"  # "tabular" logits or "mlp" on the contexts
+    policy: str = "tabular"  # a key of POLICIES: "tabular" logits or the "mlp" on the contexts
     hidden: int = 256  # MLP width H
     context_dim: int = 100  # MLP context size D
     logp_floor: float | None = None  # log pi of a sample is clamped at this, with no gradient below (the authors' log(1.19e-7))
-    optimizer: str = "normalized"  # "normalized" (Adam with one second moment per run), "adam" or "sgd"
+    optimizer: str = "normalized"  # a key of core.OPTIMIZERS with a batched step: "normalized" (one second moment per run), "adam", "sgd"
     steps: int = 300  # gradient steps per run
     seeds: list[int] = field(default_factory=lambda: list(range(5)))  # the runs' seeds
     device: str | None = None  # None: cuda if available, else cpu
 
-    def __post_init__(self):
-        rules = _rule_classes(_as_list("algorithms", self.algorithms))
-        self.algorithms = list(rules)
-        self.K = check_int("K", self.K, 2)
-        self.reward_center = [float(check_scalar("reward_center", c, 0.0, self.K, closed="left"))
-                              for c in _as_list("reward_center", self.reward_center)]
-        check_positive("reward_width", self.reward_width)
-        self.regime = [check_choice("regime", rg, REGIMES) for rg in _as_list("regime", self.regime)]
-        self.n_samples = check_int("n_samples", self.n_samples, 2)
-        self.contexts = check_int("contexts", self.contexts, 1)
-        self.dataset_size = check_int("dataset_size", self.dataset_size, self.n_samples)
-        self.reuse, self.steps = check_int("reuse", self.reuse, 1), check_int("steps", self.steps, 1)
-        check_choice("pairs", self.pairs, PAIRINGS)
-        check_scalar("min_reward_gap", self.min_reward_gap, 0.0, math.inf, closed="left")
-        check_choice("policy", self.policy, POLICIES); check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        self.hidden, self.context_dim = check_int("hidden", self.hidden, 1), check_int("context_dim", self.context_dim, 1)
-        if self.logp_floor is not None: check_scalar("logp_floor", self.logp_floor, -math.inf, 0.0, closed="neither")
-        self.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", self.seeds)]
-        if self.device is not None:  # one this machine has (a torch.device is stored as its name)
-            dev = get_device(self.device); self.device = self.device if isinstance(self.device, str) else str(dev)
-        if isinstance(self.lr, dict):
-            if set(self.lr) != set(self.algorithms):
-                raise ValueError(f"lr as a dict must name exactly the algorithms {self.algorithms}; got lr={self.lr!r}")
-            self.lr = {a: float(check_positive(f"lr[{a!r}]", self.lr[a])) for a in self.algorithms}
-        else: self.lr = float(check_positive("lr", self.lr))
-        # every size known: refuse one whose buffers cannot fit on the device, naming the sizes (`core.check_fits`)
-        sizes = dict(K=self.K, contexts=self.contexts, dataset_size=self.dataset_size, steps=self.steps) | (dict(hidden=self.hidden) if self.policy == "mlp" else {})
-        check_fits(_footprint(self), get_device(self.device), **sizes)
-        check_type("hyperparameters", self.hyperparameters, dict)
-        extra = set(self.hyperparameters) - set(self.algorithms)
-        if extra: raise ValueError(f"hyperparameters names {sorted(extra)}, which are not among the algorithms {self.algorithms}")
-        for a, cls in rules.items():  # fill in the defaults; the rule checks the values
-            given = dict(check_type(f"hyperparameters[{a!r}]", self.hyperparameters.get(a, {}), dict))
-            names = [f.name for f in dataclasses.fields(cls)]
-            for k, v in given.items():
-                if k not in names: raise ValueError(f"{a} has no hyperparameter {k}={v!r}; its hyperparameters: {', '.join(names) or 'none'}")
-            self.hyperparameters[a] = cls(**given).hyperparameters()
+    def __post_init__(self): _check_config(self)
 
     def rules(self) -> dict[str, Rule]:
         "Each algorithm's rule, made with its hyperparameters."
         return {a: get_rule(a)(**self.hyperparameters[a]) for a in self.algorithms}
 
     def learning_rate(self, algorithm: str) -> float: return self.lr[algorithm] if isinstance(self.lr, dict) else self.lr
-
     def to_dict(self) -> dict: return dataclasses.asdict(self)
-
     @classmethod
     def from_json(cls, path: str | Path) -> BanditConfig:
         "The config saved beside a frame (`save_frame` writes it)."
         return cls(**json.loads(Path(path).read_text()))
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca919
+def _check_config(cfg: BanditConfig) -> None:
+    "BanditConfig's door: check every field, in place, the rules' hyperparameters last; refuse a sweep that cannot fit."
+    rules = _rule_classes(_as_list("algorithms", cfg.algorithms))
+    cfg.algorithms = list(rules)
+    for k, check in _CONFIG_CHECKS.items(): setattr(cfg, k, check(k, getattr(cfg, k)))
+    cfg.reward_center = [float(check_scalar("reward_center", c, 0.0, cfg.K, closed="left")) for c in _as_list("reward_center", cfg.reward_center)]
+    cfg.regime = [check_choice("regime", rg, SAMPLERS) for rg in _as_list("regime", cfg.regime)]
+    cfg.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", cfg.seeds)]
+    cfg.dataset_size = check_int("dataset_size", cfg.dataset_size, cfg.n_samples)
+    if cfg.device is not None:  # one this machine has (a torch.device is stored as its name)
+        dev = get_device(cfg.device); cfg.device = cfg.device if isinstance(cfg.device, str) else str(dev)
+    cfg.lr = _check_lr(cfg.lr, cfg.algorithms)
+    # every size known: refuse one whose buffers cannot fit on the device, naming the sizes (`core.check_fits`)
+    sizes = dict(K=cfg.K, contexts=cfg.contexts, dataset_size=cfg.dataset_size, steps=cfg.steps)
+    check_fits(_footprint(cfg), get_device(cfg.device), **sizes, **{k: getattr(cfg, k) for k in POLICIES[cfg.policy].sizes})
+    cfg.hyperparameters = _check_hyperparameters(cfg.hyperparameters, rules)
 
 # %% ../nbs/03_toy_bandit.ipynb #b0fc6e80
 def _uniforms(seed_list: list[int], n_batches: int, n_epochs: int, N: int, contexts: int = 1) -> tuple[Tensor, Tensor]:
@@ -716,7 +864,7 @@ class StepMetrics:
 class Run(NamedTuple):
     "One run of a sweep."
     algorithm: str  # a key of RULES
-    regime: str  # "offline" or "on_policy"
+    regime: str  # a key of SAMPLERS: "offline" or "on_policy"
     reward_center: float  # the bin where the reward peaks
     seed: int  # the run's seed
 
@@ -730,24 +878,26 @@ class History:
 
 # %% ../nbs/03_toy_bandit.ipynb #2f33a906
 def _runs_and_policy(cfg: BanditConfig, dev: torch.device):
-    "The runs in row order, each run's reward, pi_ref, and the initial policy."
+    "The runs in row order, each run's reward, pi_ref, and the initial policy (built by its registered kind)."
     runs = [Run(a, rg, c, s) for a in cfg.algorithms for rg in cfg.regime for c in cfg.reward_center for s in cfg.seeds]
     ref = reference_distribution(cfg.K, exact=cfg.exact_reference).to(dev)
     rewards = {c: bin_reward(cfg.K, c, cfg.reward_width).to(dev) for c in cfg.reward_center}
     reward = torch.stack([rewards[r.reward_center] for r in runs])  # [R, K]
-    z0 = ref.log().expand(len(runs), cfg.K)
-    if cfg.policy == "tabular": return runs, reward, ref, TabularPolicy(z0, cfg.contexts)
-    # contexts x ~ U[0, 1]^D and initial weights from a generator of their own per seed, so the data streams stay the same
-    gens = {s: torch.Generator().manual_seed(2**32 + int(s)) for s in cfg.seeds}
-    x = {s: torch.rand(cfg.contexts, cfg.context_dim, generator=gens[s]) for s in cfg.seeds}
-    pol = MLPPolicy(torch.stack([x[r.seed] for r in runs]).to(dev), cfg.K,
-                    [torch.Generator().manual_seed(2**33 + int(r.seed)) for r in runs], hidden=cfg.hidden)
-    pol.pretrain(ref.log())
-    return runs, reward, ref, pol
+    return runs, reward, ref, POLICIES[cfg.policy].build(cfg, runs, ref)
 
 # %% ../nbs/03_toy_bandit.ipynb #79fb09a8
+class _Streams(NamedTuple):
+    "Every row's data and random numbers: what a sampler draws a fresh batch from."
+    data: Tensor  # [Q, n_batches, N] the row's offline samples, drawn once from pi_ref, sorted best first
+    data_r: Tensor  # [Q, n_batches, N] their rewards
+    u: Tensor  # [E, Q, N] the uniforms of each on-policy batch
+    reward: Tensor  # [Q, K] each row's r
+    rows: Tensor  # [Q] 0..Q-1
+    context: Tensor  # [Q] each row's context c (row q = run * C + c)
+    C: int  # contexts per run
+
 def _random_streams(cfg: BanditConfig, runs: list[Run], ref: Tensor, reward_q: Tensor,  # [Q, K] each row's r
-                   ) -> tuple[Tensor, Tensor, Tensor]:  # offline samples [Q, n_batches, N] sorted best first, their rewards, uniforms [E, Q, N]
+                   ) -> _Streams:
     "Every row's offline dataset (drawn once from pi_ref, sorted by the row's reward) and its uniforms for on-policy draws."
     C, N, dev = cfg.contexts, cfg.n_samples, ref.device
     n_epochs, n_batches, S = -(-cfg.steps // cfg.reuse), cfg.dataset_size // N, len(cfg.seeds)
@@ -757,9 +907,62 @@ def _random_streams(cfg: BanditConfig, runs: list[Run], ref: Tensor, reward_q: T
     data_r, order = torch.sort(reward_q[:, None, :].expand(-1, n_batches, -1).gather(2, data), dim=-1, descending=True, stable=True)
     # row q = run * C + c draws context c's uniforms of its seed
     u_q = u_run[seed_q, :, torch.arange(len(seed_q)) % C].transpose(0, 1).contiguous().to(dev)
-    return data.gather(2, order), data_r, u_q
+    rows = torch.arange(len(seed_q), device=dev)
+    return _Streams(data.gather(2, order), data_r, u_q, reward_q, rows, rows % C, C)
 
 # %% ../nbs/03_toy_bandit.ipynb #1506d0bb
+@dataclass
+class _Sweep:
+    "What `train`'s loop works on, built once by `_sweep`."
+    runs: list[Run]  # one per row of the policy
+    policy: object  # built by POLICIES[cfg.policy]: params [R, P], logits(), backward()
+    streams: _Streams  # each row's data and uniforms
+    regimes: list[tuple[Sampler, Tensor]]  # each regime's sampler, with its rows [Q, 1]
+    batch: Batch  # the batch buffers, Q rows
+    groups: list[tuple[Rule, Batch]]  # each algorithm's rule, with its rows' view of the batch
+    kl_rows: list[tuple[int, int, float]]  # (first row, end, kappa) of each rule with a KL penalty
+    log_ref: Tensor  # [K]
+    lr: Tensor | float  # [R, 1] one per run, or one for all
+    optimizer: Optimizer  # from core.OPTIMIZERS
+    state: tuple  # its moments
+    metrics: StepMetrics  # what is recorded each step
+
+def _sweep(cfg: BanditConfig, dev: torch.device) -> _Sweep:
+    "Everything the loop needs: the runs and their policy, the data streams, the batch and each rule's rows, the optimizer state."
+    runs, reward, ref, pol = _runs_and_policy(cfg, dev)
+    C, Q, N = cfg.contexts, len(runs) * cfg.contexts, cfg.n_samples  # a batch has Q rows: run-major, context-minor
+    regime_q = torch.tensor([cfg.regime.index(r.regime) for r in runs], device=dev).repeat_interleave(C)[:, None]
+    batch = empty_batch(Q, N, pair_positions(N, cfg.pairs), dev)
+    per_alg = Q // len(cfg.algorithms)
+    groups = [(rl, batch.rows(i * per_alg, (i + 1) * per_alg)) for i, rl in enumerate(cfg.rules().values())]
+    lr = torch.tensor([cfg.learning_rate(r.algorithm) for r in runs], device=dev)[:, None] if isinstance(cfg.lr, dict) else cfg.lr
+    opt = OPTIMIZERS[cfg.optimizer]
+    return _Sweep(runs, pol, _random_streams(cfg, runs, ref, reward.repeat_interleave(C, 0)),
+                  [(SAMPLERS[rg], regime_q == i) for i, rg in enumerate(cfg.regime)], batch, groups,
+                  [(i * per_alg, (i + 1) * per_alg, rl.kl_penalty()) for i, (rl, _) in enumerate(groups) if rl.kl_penalty()],
+                  ref.log(), lr, opt, opt.moments(pol.params), StepMetrics(reward, torch.tensor([r.reward_center for r in runs], device=dev), ref, C))
+
+# %% ../nbs/03_toy_bandit.ipynb #1506d0bd
+def _policy_logps(s: _Sweep) -> tuple[Tensor, object, Tensor]:  # log pi [Q, K], the policy's cache, the recorded log pi [R, K]
+    "Every row's log pi under the current policy, and each run's mean policy over its contexts."
+    z, cache = s.policy.logits()
+    logp = torch.log_softmax(z, -1)  # [R, C, K]
+    # the recorded policy: the mean over contexts, log (1/C sum_c pi_c)
+    return logp.flatten(0, 1), cache, logp[:, 0] if s.streams.C == 1 else torch.logsumexp(logp, 1) - math.log(s.streams.C)
+
+def _step(s: _Sweep, t: int, logp: Tensor, p: Tensor,  # step t, with log pi and pi [Q, K] of the prepared batch
+          cache, below: Tensor | None) -> None:  # the policy's cache, and where l_i was below the floor
+    "One gradient step of every run: each rule's coefficients on its rows, the shared logit gradient, the policy's backward, the optimizer."
+    g = s.groups[0][0].coefficients(s.groups[0][1]) if len(s.groups) == 1 else torch.cat([rl.coefficients(bv) for rl, bv in s.groups])
+    if below is not None: g = g.masked_fill(below, 0.0)  # no gradient below the floor
+    grad_z = logit_gradient(p, s.batch.actions, g)
+    for lo, hi, kappa in s.kl_rows:  # the rules with a KL penalty, on their rows only
+        grad_z[lo:hi] += kappa * kl_gradient(p[lo:hi], logp[lo:hi], s.log_ref)
+    if s.streams.C > 1: grad_z /= s.streams.C  # the loss is the mean over contexts
+    grad = s.policy.backward(grad_z.view(-1, s.streams.C, grad_z.shape[-1]), cache)
+    blockwise_step(s.optimizer, s.policy.params, grad, s.state, t + 1, s.lr)
+
+# %% ../nbs/03_toy_bandit.ipynb #1506d0be
 def train(cfg: BanditConfig,  # what to run
           progress: bool | None = None,  # tqdm bar; None: only for long sweeps
           record_policy: bool = False,  # keep log pi of every run at every step (History.logps)
@@ -769,81 +972,33 @@ def train(cfg: BanditConfig,  # what to run
     rows = len(cfg.algorithms) * len(cfg.regime) * len(cfg.reward_center) * len(cfg.seeds) * cfg.contexts
     if record_policy: check_fits(4 * (cfg.steps + 1) * rows // cfg.contexts * cfg.K, get_device(cfg.device), steps=cfg.steps, K=cfg.K)  # History.logps
     with one_thread(rows * cfg.K <= 1 << 22):  # the lab's tensors are small: one intra-op thread (see core)
-        return _train(cfg, progress, record_policy)
+        return _train(cfg, _sweep(cfg, get_device(cfg.device)), progress, record_policy)
 
-def _train(cfg: BanditConfig, progress: bool | None, record_policy: bool) -> History:
-    dev = get_device(cfg.device)
-    runs, reward, ref, pol = _runs_and_policy(cfg, dev)
-    R, C, N, K, T = len(runs), cfg.contexts, cfg.n_samples, cfg.K, cfg.steps
-    Q, log_ref = R * C, ref.log()  # a batch has Q rows: run-major, context-minor
-    reward_q = reward.repeat_interleave(C, 0)  # [Q, K]
-    lr = (torch.tensor([cfg.learning_rate(r.algorithm) for r in runs], device=dev)[:, None]
-          if isinstance(cfg.lr, dict) else cfg.lr)
-    data, data_r, u_q = _random_streams(cfg, runs, ref, reward_q)
-    n_batches = data.shape[1]
-    offline = torch.tensor([r.regime == "offline" for r in runs], device=dev).repeat_interleave(C)[:, None]
-    all_offline, any_offline = bool(offline.all()), bool(offline.any())
-    rows_q = torch.arange(Q, device=dev)
-    context_q = rows_q % C
-    # the batch buffers, and each rule's view of its rows
-    batch = empty_batch(Q, N, pair_positions(N, cfg.pairs), dev)
-    per_alg = Q // len(cfg.algorithms)
-    groups = [(rl, batch.rows(i * per_alg, (i + 1) * per_alg)) for i, rl in enumerate(cfg.rules().values())]
-    kl_rows = [(i * per_alg, (i + 1) * per_alg, rl.kl_penalty()) for i, (rl, _) in enumerate(groups) if rl.kl_penalty()]
-    # optimiser state and the record
-    m = torch.zeros_like(pol.params)
-    v = torch.zeros(R, 1, device=dev) if cfg.optimizer == "normalized" else torch.zeros_like(pol.params)
-    metrics = StepMetrics(reward, torch.tensor([r.reward_center for r in runs], device=dev), ref, C)
+def _train(cfg: BanditConfig, s: _Sweep, progress: bool | None, record_policy: bool) -> History:
+    T, R, dev = cfg.steps, len(s.runs), s.log_ref.device
     rec = torch.empty(T + 1, R, len(METRICS), device=dev)
-    hist = torch.empty(T + 1, R, K, device=dev) if record_policy else None
-    t, done = 0, T
-    show = (Q * T >= 1_000_000) if progress is None else bool(progress)
-
-    def policy_logps():
-        z, cache = pol.logits()
-        logp = torch.log_softmax(z, -1)  # [R, C, K]
-        # the recorded policy: the mean over contexts, log (1/C sum_c pi_c)
-        return logp.view(Q, K), cache, logp[:, 0] if C == 1 else torch.logsumexp(logp, 1) - math.log(C)
-
+    hist = torch.empty(T + 1, R, cfg.K, device=dev) if record_policy else None
+    t, done, show = 0, T, (len(s.streams.rows) * T >= 1_000_000) if progress is None else bool(progress)
+    fill = lambda logp, **fresh: fill_batch(s.batch, logp, s.log_ref, min_reward_gap=cfg.min_reward_gap, logp_floor=cfg.logp_floor, **fresh)
     try:
         for t in tqdm(range(T), desc="run_bandit", unit="step", disable=not show, leave=False):
-            logp, cache, mean_logp = policy_logps()
+            logp, cache, mean_logp = _policy_logps(s)
             if hist is not None: hist[t] = mean_logp
             p = logp.exp()
-            if t % cfg.reuse == 0:  # a fresh batch: from the offline dataset or the current policy, sorted best first
-                e = t // cfg.reuse
-                if any_offline:  # the offline batch of each row: batch e C + c of the dataset for context c
-                    b = e % n_batches if C == 1 else (rows_q, (e * C + context_q) % n_batches)
-                    a_off, r_off = data[:, b] if C == 1 else data[b], data_r[:, b] if C == 1 else data_r[b]
-                if all_offline: a, r = a_off, r_off
-                else:
-                    a = _sample(p.cumsum(-1), u_q[e])
-                    if any_offline: a = torch.where(offline, a_off, a)
-                    r, idx = torch.sort(reward_q.gather(1, a), dim=-1, descending=True, stable=True)
-                    a = a.gather(1, idx)
-                below = fill_batch(batch, logp, log_ref, actions=a, rewards=r, min_reward_gap=cfg.min_reward_gap,
-                                   logp_floor=cfg.logp_floor)
-            else: below = fill_batch(batch, logp, log_ref, logp_floor=cfg.logp_floor)
-            rec[t] = metrics(mean_logp, batch, p if C == 1 else None)
-            g = groups[0][0].coefficients(groups[0][1]) if len(groups) == 1 else torch.cat([rl.coefficients(bv) for rl, bv in groups])
-            if below is not None: g = g.masked_fill(below, 0.0)  # no gradient below the floor
-            grad_z = logit_gradient(p, batch.actions, g)
-            for lo, hi, kappa in kl_rows:  # the rules with a KL penalty, on their rows only
-                grad_z[lo:hi] += kappa * kl_gradient(p[lo:hi], logp[lo:hi], log_ref)
-            if C > 1: grad_z /= C  # the loss is the mean over contexts
-            grad = pol.backward(grad_z.view(R, C, K), cache)
-            if cfg.optimizer == "sgd": pol.params.sub_(lr * grad)
-            else: adam_step(pol.params, grad, m, v, t + 1, lr, per_run=cfg.optimizer == "normalized")
-        logp, _, mean_logp = policy_logps()  # after the last step: the last batch under the final policy
-        fill_batch(batch, logp, log_ref, logp_floor=cfg.logp_floor)
-        rec[T] = metrics(mean_logp, batch)
+            if t % cfg.reuse == 0:  # a fresh batch, from each row's regime, sorted best first
+                a, r = _draw(s.regimes, s.streams, t // cfg.reuse, p)
+                below = fill(logp, actions=a, rewards=r)
+            else: below = fill(logp)
+            rec[t] = s.metrics(mean_logp, s.batch, p if s.streams.C == 1 else None)
+            _step(s, t, logp, p, cache, below)
+        logp, _, mean_logp = _policy_logps(s)  # after the last step: the last batch under the final policy
+        fill(logp); rec[T] = s.metrics(mean_logp, s.batch)
         if hist is not None: hist[T] = mean_logp
     except KeyboardInterrupt:
         if t == 0: raise
         done = t
         warnings.warn(f"run_bandit interrupted at step {t}: returning steps 0..{t - 1}")
-    n = done + 1 if done == T else done
-    return History(runs, rec[:n], None if hist is None else hist[:n], done)
+    return History(s.runs, rec[:done + 1 if done == T else done], None if hist is None else hist[:done + 1 if done == T else done], done)
 
 # %% ../nbs/03_toy_bandit.ipynb #6a886bf2
 def bandit_frame(h: History,  # what `train` returned
@@ -867,101 +1022,51 @@ def bandit_frame(h: History,  # what `train` returned
     return frame
 
 # %% ../nbs/03_toy_bandit.ipynb #23c5aebe
-def run_bandit(algorithms: str | Sequence[str] = "sigmoid",  # names `get_rule` knows
-               *, reward_center: float | Sequence[float] = 70.0,  # c: 70 (low reference mass) or 20 (near the mode); a list sweeps
-               regime: str | Sequence[str] = "on_policy",  # "on_policy" or "offline"; a list sweeps
-               steps: int = 300,  # gradient steps per run
-               seeds: int | Sequence[int] = 5,  # a count (seeds 0..n-1) or the seeds themselves
-               lr: float | dict[str, float] = 0.05,  # learning rate eta, or one per algorithm
-               beta: float | dict[str, float] = 0.1,  # beta of every rule that has one, or one per algorithm
-               device: str | torch.device | None = None,  # None: cuda if available, else cpu
-               hyperparameters: dict[str, dict] | None = None,  # per algorithm, rule hyperparameters
-               record_policy: bool = False,  # add columns pi_0..pi_{K-1}
-               progress: bool | None = None,  # tqdm bar; None: only for long sweeps
-               **options,  # any other BanditConfig field, or a rule hyperparameter for every rule that has it
-              ) -> pd.DataFrame:  # one row per (algorithm, regime, reward_center, seed, step)
-    "Train every (algorithm, regime, reward peak, seed) on the bandit at once; a tidy frame of the metrics per step."
-    classes = _rule_classes(_as_list("algorithms", algorithms))
-    algs = list(classes)
-    if hyperparameters is not None: check_type("hyperparameters", hyperparameters, dict)
-    names = {a: {f.name for f in dataclasses.fields(c)} for a, c in classes.items()}
-    hp = {a: dict((hyperparameters or {}).get(a, {})) for a in algs}
-    hp |= {a: h for a, h in (hyperparameters or {}).items() if a not in hp}  # names no algorithm: BanditConfig refuses it
-    with_beta = [a for a in algs if "beta" in names[a]]
+def _with_beta(classes: dict, hyperparameters, beta) -> dict:
+    "Each algorithm's hyperparameters, with `beta` filled in where its rule has one and the caller set none."
+    check_type("hyperparameters", hyperparameters, dict)
+    with_beta = [a for a, c in classes.items() if "beta" in c.field_names()]
     if isinstance(beta, dict):
         if set(beta) != set(with_beta):
             raise ValueError(f"beta as a dict must name exactly the algorithms with a beta {with_beta}; got beta={beta!r}")
     else: check_positive("beta", beta)
-    for a in algs:
-        if "beta" in names[a]: hp[a].setdefault("beta", beta[a] if isinstance(beta, dict) else beta)
-    config_fields = {f.name for f in dataclasses.fields(BanditConfig)} - {"algorithms", "hyperparameters"}
-    settings = {}
-    for k, val in options.items():
-        takers = [a for a in algs if k in names[a]]
-        if k in config_fields: settings[k] = val
-        elif takers:
-            for a in takers: hp[a].setdefault(k, val)
-        else:
-            known = sorted(set().union(*names.values()) - {"beta"})
-            raise ValueError(f"unknown keyword argument {k}={val!r}: not a run_bandit argument, a BanditConfig field, nor a "
-                             f"hyperparameter of the selected rules ({', '.join(known) or 'none'})")
-    seed_list = list(range(check_int("seeds", seeds, 1))) if not isinstance(seeds, (list, tuple)) else list(seeds)
-    cfg = BanditConfig(algorithms=algs, hyperparameters={a: h for a, h in hp.items() if h or a not in algs}, lr=lr, reward_center=reward_center,
-                       regime=regime, steps=steps, seeds=seed_list, device=None if device is None else str(device), **settings)
-    return bandit_frame(train(cfg, progress, record_policy), cfg)
+    hp = {a: dict(h) if isinstance(h, dict) else h for a, h in hyperparameters.items()}  # BanditConfig checks each
+    for a in with_beta:
+        if isinstance(hp.setdefault(a, {}), dict): hp[a].setdefault("beta", beta[a] if isinstance(beta, dict) else beta)
+    return hp
 
-# %% ../nbs/03_toy_bandit.ipynb #36580749
-ARGUMENT_ERRORS: list[tuple[dict, str]] = [  # run_bandit keyword arguments -> a fragment of the ValueError they raise
-    (dict(algorithms="dpoo"), "algorithms holds an unknown algorithm name='dpoo'; known: sft, sft_push_down, rwr, reinforce, ppo, any pairwise rule (sigmoid, dpo"),
-    (dict(algorithms=3), "algorithms must hold names of rules (strings), got 3"),
-    (dict(algorithms="ppo_no_neg"), "unknown algorithm name='ppo_no_neg'"),  # only a pairwise rule has a negative gradient to drop
-    (dict(algorithms="sft_no_neg"), "unknown algorithm name='sft_no_neg'"),
-    (dict(algorithms=[]), "algorithms must not be empty"),
-    (dict(algorithms=["sft", "sft"]), "algorithms has duplicates"),
-    (dict(steps=0), "steps must be an integer >= 1, got steps=0"),
-    (dict(steps=2.5), "steps must be an integer >= 1"),
-    (dict(seeds=0), "seeds must be an integer >= 1"),
-    (dict(seeds=[1, -2]), "seeds must be an integer >= 0, got seeds=-2"),
-    (dict(reward_center=-0.5), "reward_center must be in [0.0, 100), got reward_center=-0.5"),  # [0, K)
-    (dict(reward_center=[20, 100]), "reward_center must be in [0.0, 100), got reward_center=100"),
-    (dict(reward_center=None), "reward_center must be a number"),
-    (dict(reward_width=-1), "reward_width must be"),
-    (dict(lr=0), "lr must be a finite number > 0"),
-    (dict(lr=-1e-3), "lr must be a finite number > 0, got lr=-0.001"),
-    (dict(algorithms=["sft", "dpo"], lr={"sft": 0.1}), "lr as a dict must name exactly the algorithms"),
-    (dict(beta=0), "beta must be a finite number > 0"),
-    (dict(algorithms=["sft", "sigmoid"], beta={"sft": 0.1}), "beta as a dict must name exactly the algorithms with a beta ['sigmoid']"),
-    (dict(regime="online"), "regime must be one of offline, on_policy; got regime='online'"),
-    (dict(policy="transformer"), "policy must be one of tabular, mlp"),
-    (dict(optimizer="lion"), "optimizer must be one of normalized, adam, sgd"),
-    (dict(pairs="all"), "pairs must be one of best_worst, nested, all_pairs; got pairs='all'"),  # the old name of "nested"
-    (dict(contexts=0), "contexts must be an integer >= 1"),
-    (dict(min_reward_gap=-0.1), "min_reward_gap must be in [0.0, inf)"),
-    (dict(logp_floor=0.5), "logp_floor must be in (-inf, 0.0)"),
-    (dict(n_samples=1), "n_samples must be an integer >= 2"),
-    (dict(reuse=0), "reuse must be an integer >= 1"),
-    (dict(dataset_size=5), "dataset_size must be an integer >= 10"),
-    (dict(K=1), "K must be an integer >= 2"),
-    (dict(K=10**9, reward_center=5.0), "K=1000000000, contexts=1, dataset_size=1000, steps=300 would need at least"),  # before any allocation
-    (dict(steps=10**12), "K=100, contexts=1, dataset_size=1000, steps=1000000000000 would need at least"),  # the record of every step
-    (dict(algorithms="sft", lr=torch.tensor([0.1, 0.2])), "lr must be a finite number > 0"),
-    (dict(algorithms="rpo", alpha=torch.ones(3)), "alpha must be a number or a 0-d tensor, got a tensor of shape (3,)"),
-    (dict(algorithms="ppo", kl_coef=-1), "kl_coef must be in [0.0, inf), got kl_coef=-1"),
-    (dict(algorithms="ppo", clip=0), "clip must be a finite number > 0"),
-    (dict(algorithms="sft", clip=0.2), "unknown keyword argument clip=0.2: not a run_bandit argument"),
-    (dict(algorithms="rwr", temperature=0), "temperature must be a finite number > 0"),
-    (dict(algorithms="sft_push_down", push_down=-1), "push_down must be in [0.0, inf)"),
-    (dict(algorithms="rpo", alpha=-1), "alpha must be in [0.0, inf), got alpha=-1"),
-    (dict(algorithms="orpo", lambda_=float("nan")), "lambda_ must be a finite number"),
-    (dict(algorithms="simpo", gamma_ratio=0.5), "unknown keyword argument gamma_ratio=0.5"),
-    (dict(algorithms="simpo", gamma=float("nan")), "gamma must be a finite number or None, got gamma=nan"),  # before any training
-    (dict(algorithms="cdpo", label_smoothing=None), "label_smoothing must be a finite number, got label_smoothing=None"),
-    (dict(algorithms="cdpo", label_smoothing=0.7), "label_smoothing must be in [0.0, 0.5]"),
-    (dict(algorithms="ppo", hyperparameters={"ppo": {"clipp": 1}}), "ppo has no hyperparameter clipp=1"),
-    (dict(algorithms="ppo", hyperparameters={"dpo": {}}), "hyperparameters names ['dpo']"),
-    (dict(algorithms="ppo", hyperparameters=[("ppo", {})]), "hyperparameters must be dict, got list"),
-    (dict(device="tpu"), "device must name a torch device, got device='tpu'"),
-]
+def _check_settings(settings: dict, classes: dict) -> None:
+    "Refuse a keyword that is not a BanditConfig field; one that is a selected rule's hyperparameter is named with its rule."
+    fields_ = [f.name for f in dataclasses.fields(BanditConfig)][3:]  # after algorithms, hyperparameters and lr
+    for k, v in settings.items():
+        if k in fields_: continue
+        owners = [a for a, c in classes.items() if k in c.field_names()]
+        if owners: raise ValueError(f"{k}={v!r} is a hyperparameter of {', '.join(owners)}, not a BanditConfig field: give it to its rule, "
+                                    f"hyperparameters={{{owners[0]!r}: {{{k!r}: {v!r}}}}}")
+        raise ValueError(f"unknown keyword argument {k}={v!r}: not a run_bandit argument nor a BanditConfig field ({', '.join(fields_)})")
+
+# %% ../nbs/03_toy_bandit.ipynb #23c5aec0
+def run_bandit(algorithms: str | Sequence[str] = "sigmoid",  # names `get_rule` knows
+               *, reward_center: float | Sequence[float] = 70.0,  # c: 70 (low reference mass) or 20 (near the mode); a list sweeps
+               regime: str | Sequence[str] = "on_policy",  # keys of SAMPLERS, "on_policy" or "offline"; a list sweeps
+               steps: int = 300,  # gradient steps per run
+               seeds: int | Sequence[int] = 5,  # a count (seeds 0..n-1) or the seeds themselves
+               lr: float | dict[str, float] = 0.05,  # learning rate eta, or one per algorithm
+               beta: float | dict[str, float] = 0.1,  # beta of every selected rule that has one, or one per such algorithm
+               hyperparameters: dict[str, dict] | None = None,  # each algorithm's other rule hyperparameters: {"ppo": {"clip": 0.3}}
+               device: str | torch.device | None = None,  # None: cuda if available, else cpu
+               record_policy: bool = False,  # add columns pi_0..pi_{K-1}
+               progress: bool | None = None,  # tqdm bar; None: only for long sweeps
+               **settings,  # other BanditConfig fields (policy="mlp", pairs="all_pairs", ...); a rule's own go in `hyperparameters`
+              ) -> pd.DataFrame:  # one row per (algorithm, regime, reward_center, seed, step)
+    "Train every (algorithm, regime, reward peak, seed) on the bandit at once; a tidy frame of the metrics per step."
+    classes = _rule_classes(_as_list("algorithms", algorithms))
+    hp = _with_beta(classes, {} if hyperparameters is None else hyperparameters, beta)
+    _check_settings(settings, classes)
+    seed_list = list(range(check_int("seeds", seeds, 1))) if not isinstance(seeds, (list, tuple)) else list(seeds)
+    cfg = BanditConfig(algorithms=list(classes), hyperparameters=hp, lr=lr, reward_center=reward_center, regime=regime, steps=steps,
+                       seeds=seed_list, device=None if device is None else str(device), **settings)
+    return bandit_frame(train(cfg, progress, record_policy), cfg)
 
 # %% ../nbs/03_toy_bandit.ipynb #bc1baa8b
 _TAJWAR = dict(regime=["offline"], reward_center=[20.0, 70.0], policy="mlp", hidden=256, context_dim=100, contexts=100,
@@ -990,9 +1095,9 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
                  ) -> Tensor:  # [steps + 1] E_pi[r] before each step and after the last
     "One run of `cfg`, one step at a time, by autograd through its rule's loss."
     check_type("cfg", cfg, BanditConfig); check_type("run", run, Run)
-    check_choice("run.algorithm", run.algorithm, cfg.algorithms); check_choice("run.regime", run.regime, REGIMES)
+    check_choice("run.algorithm", run.algorithm, cfg.algorithms); check_choice("run.regime", run.regime, SAMPLERS)
     check_scalar("run.reward_center", run.reward_center, 0.0, cfg.K, closed="left"); check_int("run.seed", run.seed, 0)
-    if cfg.policy != "tabular" or cfg.contexts != 1: raise ValueError("reference_run covers the tabular policy with contexts=1")
+    if not POLICIES[cfg.policy].logits_are_params or cfg.contexts != 1: raise ValueError("reference_run covers the tabular policy with contexts=1")
     ref = reference_distribution(cfg.K, exact=cfg.exact_reference)
     log_ref, reward = ref.log(), bin_reward(cfg.K, run.reward_center, cfg.reward_width)
     rule = get_rule(run.algorithm)(**cfg.hyperparameters[run.algorithm])
@@ -1000,14 +1105,14 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
     u_data, u_run = _uniforms([run.seed], n_batches, -(-cfg.steps // cfg.reuse), N)
     data = _sample(ref.cumsum(0).expand(n_batches, -1).contiguous(), u_data[0])  # the offline dataset, drawn from pi_ref
     z = log_ref.clone().requires_grad_()
-    m, v = torch.zeros(cfg.K), torch.zeros(1 if cfg.optimizer == "normalized" else cfg.K)
+    opt = OPTIMIZERS[cfg.optimizer]; state = opt.moments(z.detach()[None])
     er = []
     for t in range(cfg.steps):
         logp = torch.log_softmax(z, -1)
         er.append(logp.detach().exp() @ reward)
         if t % cfg.reuse == 0:  # a fresh batch, and the policy that drew it
             e = t // cfg.reuse
-            acts = data[e % n_batches] if run.regime == "offline" else _sample(logp.detach().exp().cumsum(0)[None], u_run[0, e])[0]
+            acts = _sample(logp.detach().exp().cumsum(0)[None], u_run[0, e])[0] if SAMPLERS[run.regime].on_policy else data[e % n_batches]
             old = logp.detach()
         b = make_batch(acts[None], reward, logp.detach()[None], log_ref, pairs=cfg.pairs, min_reward_gap=cfg.min_reward_gap,
                        behaviour_logp=old[None])
@@ -1015,14 +1120,16 @@ def reference_run(cfg: BanditConfig,  # the tabular policy with one context
         if cfg.logp_floor is not None: l = l.clamp(min=cfg.logp_floor)  # the floor: no gradient below it
         loss = rule.loss(dataclasses.replace(b, logps=l)).sum() + rule.kl_penalty() * kl(logp, log_ref)
         (grad,) = torch.autograd.grad(loss, z)
-        with torch.no_grad():
-            if cfg.optimizer == "sgd": z -= cfg.learning_rate(run.algorithm) * grad
-            else: adam_step(z[None], grad[None], m[None], v[None], t + 1, cfg.learning_rate(run.algorithm),
-                            per_run=cfg.optimizer == "normalized")
+        with torch.no_grad(): opt.step(z[None], grad[None], state, t + 1, cfg.learning_rate(run.algorithm))
     er.append(torch.softmax(z.detach(), -1) @ reward)
     return torch.stack(er)
 
 # %% ../nbs/03_toy_bandit.ipynb #202c287b
+_DIVERGENCES = {  # (p, log p, log q) -> the divergence fit_unimodal minimises
+    "forward": lambda p, log_p, log_q: (p * (log_p - log_q)).sum(),  # KL(p || q) = sum p (log p - log q)
+    "reverse": lambda p, log_p, log_q: (log_q.exp() * (log_q - log_p)).sum(),  # KL(q || p) = sum q (log q - log p)
+}
+
 def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                  *, divergence: str = "forward",  # "forward": KL(target || q); "reverse": KL(q || target)
                  init_mean: float | None = None,  # start of mu (default: a third of the way, K / 3)
@@ -1031,7 +1138,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                  lr: float = 0.05,  # Adam's learning rate
                 ) -> dict:  # q [K], mean, std, kl_forward, kl_reverse
     "Fit a discretised Gaussian q_{mu, sigma} to `target` by forward or reverse KL (Adam on mu and log sigma)."
-    check_choice("divergence", divergence, ("forward", "reverse")); check_tensor("target", target, allow_inf=False)
+    check_choice("divergence", divergence, _DIVERGENCES); check_tensor("target", target, allow_inf=False)
     if target.ndim != 1 or len(target) < 2: raise ValueError(f"target must have shape [K], K >= 2, got shape {tuple(target.shape)}")
     K = len(check_distribution("target", target, len(target)))
     if init_mean is not None: check_scalar("init_mean", init_mean, -math.inf, math.inf, closed="neither")
@@ -1047,9 +1154,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
         # log q(a) = -(a - mu)^2 / (2 sigma^2) - log Z
         return torch.log_softmax(-((a - mu) / log_s.exp()) ** 2 / 2, -1)
     for _ in range(steps):
-        log_q = q_of()
-        # forward: sum p (log p - log q); reverse: sum q (log q - log p)
-        loss = (p * (log_p - log_q)).sum() if divergence == "forward" else (log_q.exp() * (log_q - log_p)).sum()
+        loss = _DIVERGENCES[divergence](p, log_p, q_of())
         opt.zero_grad(); loss.backward(); opt.step()
     with torch.no_grad():
         log_q = q_of(); q = log_q.exp()

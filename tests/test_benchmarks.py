@@ -33,7 +33,7 @@ def test_toy_benchmark_runs_and_its_loop_matches_run_bandit():
     out = run("benchmarks/toy.py", "--quick")
     assert "tolerance 1e-4: passed" in out
     last = out.strip().splitlines()[-1]
-    assert re.fullmatch(r"speedup_vs_loop=[0-9.]+ sweep_s=[0-9.]+ single_run_s=[0-9.]+", last), last
+    assert re.fullmatch(r"speedup_vs_loop=[0-9.]+ sweep_s=[0-9.]+ single_run_s=[0-9.]+ mlp_batched_s=[0-9.]+ mlp_loop_s=[0-9.]+", last), last
 
 
 def test_dashboards_benchmark_runs():
