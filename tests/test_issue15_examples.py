@@ -65,7 +65,8 @@ def test_unpaired_with_a_neginf_logp_is_not_nan(fn, kw):
     (lambda: losses.kto_loss(pc, rc, torch.tensor([1, 0]), beta=0.1, kl_ref_point=torch.full((2, 1), 0.1)), "kl_ref_point"),
     (lambda: LOSSES["ipo"](Pair(pc, pr, rc, rr, chosen_lengths=torch.tensor([0.0, 3.0]), rejected_lengths=torch.ones(2)), beta=0.1), "chosen_lengths"),
     (lambda: LOSSES["simpo"](Pair(pc, pr, chosen_lengths=torch.tensor([-2.0, 3.0]), rejected_lengths=torch.ones(2)), beta=0.1), "chosen_lengths"),
-    (lambda: toy.run_bandit("simpo", gamma=float("nan"), steps=1, seeds=1), "gamma"),
+    (lambda: toy.run_bandit("simpo", hyperparameters={"simpo": {"gamma": float("nan")}}, steps=1, seeds=1), "gamma"),
+    (lambda: toy.run_bandit("simpo", gamma=0.5, steps=1, seeds=1), "gamma"),  # a rule setting as a plain keyword: refused, naming it
     (lambda: LOSSES["simpo"](Pair(pc, pr, chosen_lengths=torch.ones(2), rejected_lengths=torch.ones(2)), beta=0.1, gamma=INF), "gamma"),
     (lambda: LOSSES["orpo"](Pair(pc, pr, chosen_lengths=torch.ones(2), rejected_lengths=torch.ones(2)), beta=0.1, lambda_=float("nan")), "lambda_"),
     (lambda: LOSSES["bco_pair"](Pair(pc, pr, rc, rr), beta=0.1, reward_shift=-INF), "reward_shift"),
