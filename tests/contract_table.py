@@ -459,6 +459,7 @@ def _table() -> dict[str, Entry | Reason]:
 
     # ---------------- listwise ----------------
     T["listwise.ListLossOutput"] = Reason(RECORD)
+    T["listwise.listwise"] = Reason("a decorator: registers a listwise loss under names (LIST_LOSSES keys) and declares its door (its losses' entries test it)")
     list_valid = lambda: dict(policy_logps=list_policy(), ref_logps=list_ref(), scores=list_scores(), beta=0.1, mask=list_mask())
     list_kinds = dict(policy_logps=logps(), ref_logps=logps(), beta=positive(), mask=mask(none_ok=True))
     T["listwise.listmle_loss"] = Entry(listwise.listmle_loss, list_valid, dict(list_kinds, scores=real(inf_ok=False)))
@@ -595,6 +596,12 @@ def _table() -> dict[str, Entry | Reason]:
                                      log_ref=logps(shapes=("short",), batch=None), pairs=choice(), min_reward_gap=scalar(0.0, None, "left")))
     T["toy.Rule"] = Reason("the abstract base of the rules: no hyperparameters")
     T["toy.rule"] = Reason("a decorator: registers a rule class under a name")
+    T["toy.RuleTable"] = Reason(NO_ARGS)
+    T["toy.Variant"] = Reason(RECORD)
+    for name in ("PolicyKind", "Sampler"): T[f"toy.{name}"] = Reason(RECORD)
+    T["toy.policy_kind"] = Reason("a decorator: registers a policy builder under a name")
+    T["toy.sampler"] = Reason("a decorator: registers a batch-drawing function under a name")
+    for name in ("mlp_logits", "pretrain", "blockwise_step"): T[f"toy.{name}"] = Reason(HOT.format("train", "run_bandit/train (BanditConfig)"))
     T["toy.SFT"] = Reason("a rule without hyperparameters")
     T["toy.REINFORCE"] = Reason("a rule without hyperparameters")
     T["toy.SFTPushDown"] = Entry(toy.SFTPushDown, lambda: dict(push_down=1.0), dict(push_down=scalar(0.0, None, "left")))
@@ -625,11 +632,11 @@ def _table() -> dict[str, Entry | Reason]:
                                       contexts=integer(1)))
     T["toy.train"] = Entry(toy.train, lambda: dict(cfg=_bandit_config(), progress=False, record_policy=False), dict(cfg=obj()))
     T["toy.bandit_frame"] = Entry(toy.bandit_frame, lambda: dict(h=_bandit_history(), cfg=_bandit_config()), dict(h=obj(), cfg=obj()))
+    # a rule's own hyperparameters go in `hyperparameters` (the toy.RULES/<name> entries check their values)
     T["toy.run_bandit"] = Entry(toy.run_bandit, lambda: dict(algorithms="simpo", reward_center=5.0, regime="on_policy", steps=2, seeds=1, lr=0.05, beta=0.1,
-                                                             device="cpu", K=10, n_samples=4, dataset_size=8, gamma=0.5),
+                                                             device="cpu", K=10, n_samples=4, dataset_size=8, hyperparameters={"simpo": {"gamma": 0.5}}),
                                 dict(algorithms=choice(), reward_center=scalar(0.0, 10.0, "left", list_ok=True), regime=choice(), steps=integer(1),
-                                     seeds=integer(1),
-                                     lr=positive(), beta=positive(), device=device(), gamma=scalar(None, None, none_ok=True)), unknown_kw=True)  # None: SimPO's default
+                                     seeds=integer(1), lr=positive(), beta=positive(), device=device()), unknown_kw=True)
     T["toy.preset"] = Entry(toy.preset, lambda: dict(name="tajwar_ipo", steps=2), dict(name=choice()), unknown_kw=True)
     T["toy.reference_run"] = Entry(toy.reference_run, lambda: dict(cfg=_bandit_config(), run=toy.Run("sigmoid", "on_policy", 5.0, 0)),
                                    dict(cfg=obj(), run=obj()))
@@ -682,25 +689,30 @@ def _table() -> dict[str, Entry | Reason]:
         lm_train.TrainConfig,
         lambda: dict(hidden_size=8, layers=1, heads=2, reward="rare_peak", sft_examples=4, pairs=4, candidates=3, sft_steps=0, sft_lr=1e-3,
                      loss_type=["simpo"], beta=0.1, loss_kwargs={"gamma": 0.5}, f_divergence_type="reverse_kl", f_alpha_divergence_coef=0.5,
-                     steps=2, lr=1e-3, batch_size=2, mode="offline", samples=2, max_new_tokens=3, ref_model_mixup_alpha=0.6, seed=0),
+                     steps=2, lr=1e-3, batch_size=2, mode="offline", samples=2, max_new_tokens=3, ref_model_mixup_alpha=0.6, seed=0, optimizer="adamw"),
         dict(hidden_size=integer(1), layers=integer(1), heads=integer(1), reward=choice(), sft_examples=integer(1), pairs=integer(1),
              candidates=integer(2), sft_steps=integer(0), sft_lr=positive(), loss_type=choice(), beta=positive(), loss_kwargs=obj(),
              f_divergence_type=choice(), f_alpha_divergence_coef=scalar(None, None), steps=integer(1), lr=positive(), batch_size=integer(1),
-             mode=choice(), samples=integer(2), max_new_tokens=integer(1), ref_model_mixup_alpha=scalar(0.0, 1.0, "right"), seed=integer(0)))
+             mode=choice(), samples=integer(2), max_new_tokens=integer(1), ref_model_mixup_alpha=scalar(0.0, 1.0, "right"), seed=integer(0),
+             optimizer=choice()))
+    for name in ("ModelConfig", "DataConfig", "LossConfig", "OptimConfig", "RunConfig"):
+        T[f"lm_train.{name}"] = Reason("a part of TrainConfig, which inherits it: its fields are checked in the lm_train.TrainConfig entry")
     T["lm_train.load_config"] = Entry(lm_train.load_config, lambda: dict(path=None, overrides={"steps": 3, "hidden_size": 8, "heads": 2}),
                                       dict(overrides=obj(none_ok=True)))
     T["lm_train.build_model"] = Entry(lm_train.build_model, lambda: dict(cfg=_train_config(), tokenizer=_tokenizer()), dict(cfg=obj(), tokenizer=obj()))
     T["lm_train.encode"] = Entry(lm_train.encode, lambda: dict(tokenizer=_tokenizer(), texts=["shift 1 :", "shift 2 :"], prompt=True),
                                  dict(tokenizer=obj(), texts=texts()))
-    for name in ("Batch", "StepLoss", "Examples", "Family"): T[f"lm_train.{name}"] = Reason(RECORD)
+    for name in ("Batch", "StepLoss", "Examples", "Family", "ModelKind", "Source", "UnpairedLoss", "ListLoss", "LossKind", "PairLogps",
+                 "Reading", "Run", "PairValues", "UnpairedValues", "ListValues"): T[f"lm_train.{name}"] = Reason(RECORD)
     T["lm_train.collate"] = Entry(lm_train.collate, lambda: dict(prompts=[torch.tensor([1, 4]), torch.tensor([1, 5])],
                                                                  completions=[torch.tensor([12, 2]), torch.tensor([13, 2])], pad_id=0),
                                   dict(prompts=texts(), completions=texts(), pad_id=integer(0)))
     T["lm_train.batch_logps"] = Entry(lm_train.batch_logps, lambda: dict(model=_model(), batch=_lm_batch()), dict(model=obj(), batch=obj()))
-    T["lm_train.preference_loss"] = Entry(lm_train.preference_loss, lambda: dict(cfg=_train_config(loss_type=["ipo"]), **pair_values(*PAIR)),
-                                          dict(cfg=obj(), **{k: logps() for k in LOGPS_ARGS}, **{k: lengths() for k in LENGTH_ARGS}))
-    T["lm_train.pair_metrics"] = Entry(lm_train.pair_metrics, lambda: dict(beta=0.1, **pair_values(*LOGPS_ARGS)), dict(beta=positive(),
-                                                                                                                       **{k: logps() for k in LOGPS_ARGS}))
+    T["lm_train.preference_loss"] = Entry(lm_train.preference_loss, lambda: dict(cfg=_train_config(loss_type=["ipo"]), logps=lm_train.PairLogps(**pair_values(*LOGPS_ARGS)),
+                                                                                 **pair_values(*LENGTH_ARGS)),
+                                          dict(cfg=obj(), logps=obj(), **{k: lengths() for k in LENGTH_ARGS}))
+    T["lm_train.pair_metrics"] = Entry(lm_train.pair_metrics, lambda: dict(beta=0.1, logps=lm_train.PairLogps(**pair_values(*LOGPS_ARGS))),
+                                       dict(beta=positive(), logps=obj()))
     T["lm_train.family_of"] = Entry(lm_train.family_of, lambda: dict(cfg=_train_config()), dict(cfg=obj()))
     T["lm_train.sample"] = Entry(lm_train.sample, lambda: dict(model=_model(), prompts=[torch.tensor([1, 4, 7, 5])], n=2, max_new_tokens=2, pad_id=0, eos_id=2),
                                  dict(model=obj(), prompts=texts(), n=integer(1), max_new_tokens=integer(1), pad_id=integer(0), eos_id=integer(0)))
@@ -741,7 +753,7 @@ def _table() -> dict[str, Entry | Reason]:
     T["dashboards.index_page"] = Reason(NO_ARGS)
     T["dashboards.websocket_origins"] = Entry(dashboards.websocket_origins, lambda: dict(address="127.0.0.1", port=5006, allow=["example.org:80"]),
                                               dict(address=text(), port=integer(0, 65535), allow=texts()))
-    T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: the adapter for holoviz/panel#4008, makes Panel's global busy counter thread-safe "
+    T["dashboards.serialize_busy_state"] = Reason("Panel plumbing: the adapter for holoviz/panel#4099, makes Panel's global busy counter thread-safe "
                                                   "(serve calls it); no data arguments (test_dashboards forces the race)")
     T["dashboards.quiet_closed_sockets"] = Reason(NO_ARGS)
     T["dashboards.serve"] = Reason("starts a web server (blocking, or on a thread with start=False); its arguments are checked before the port is "
