@@ -64,6 +64,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 # %% ../nbs/90_cli.ipynb #2310af7a
 def _cmd_info(args: argparse.Namespace) -> int:
+    "`prefbench info`: the report as an aligned table, or as one JSON line with --json."
     d = info()
     if args.json: print(json.dumps(d))
     else:
@@ -73,15 +74,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
         for k, v in d.items(): print(f"{k:<{width}}  {v}")
     return 0
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `prefbench` argument parser; later features add subcommands here."
-    p = argparse.ArgumentParser(prog="prefbench",
-                                description="prefbench: a workbench for preference optimization of language models.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version('prefbench')}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+# %% ../nbs/90_cli.ipynb #2310af82
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    "The `info` subcommand and its arguments."
     pi = sub.add_parser("info", help="print versions, the device found and the data directory")
     pi.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     pi.set_defaults(func=_cmd_info)
+
+# %% ../nbs/90_cli.ipynb #2310af84
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    "The `dashboard` subcommand and its arguments."
     pd = sub.add_parser("dashboard", help="serve the Panel dashboards (reward margins, mode seeking, Nash dynamics, training runs) on this machine")
     pd.add_argument("--port", type=int, default=5006, help="port to listen on; 0 picks a free one (default: %(default)s)")
     pd.add_argument("--address", default="127.0.0.1",
@@ -91,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab (default: no)")
     pd.add_argument("--threads", type=int, default=4, help="worker threads, so one long computation does not block other sessions")
     pd.set_defaults(func=_cmd_dashboard)
+
+# %% ../nbs/90_cli.ipynb #2310af86
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    "The `train` subcommand and its arguments."
     pt = sub.add_parser("train", help="SFT + preference training of a tiny LM from a config file (the lm_train lab)",
                         description="Train from a YAML/TOML/JSON config (every field: --fields); FIELD=VALUE arguments override the file.")
     pt.add_argument("overrides", nargs="*", metavar="FIELD=VALUE", help="config fields to change, values parsed as YAML (steps=50, loss_type=[sigmoid,sft])")
@@ -99,8 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--fresh", action="store_true", help="refuse to continue a run already in --run-dir (default: resume it)")
     pt.add_argument("--fields", action="store_true", help="list every config field with its default and meaning, and exit")
     pt.set_defaults(func=_cmd_train)
+
+# %% ../nbs/90_cli.ipynb #2310af88
+def build_parser() -> argparse.ArgumentParser:
+    "The `prefbench` argument parser; later features add subcommands here."
+    p = argparse.ArgumentParser(prog="prefbench",
+                                description="prefbench: a workbench for preference optimization of language models.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version('prefbench')}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_info, _add_dashboard, _add_train): add(sub)
     return p
 
+# %% ../nbs/90_cli.ipynb #2310af8a
 def main(argv: list[str] | None = None,  # arguments without the program name; None reads sys.argv
         ) -> int:  # exit status
     "Entry point of the `prefbench` console script."

@@ -33,6 +33,7 @@ def pairwise_cross_entropy(Q: Tensor,  # [K, K] or [B, K, K] predicted P(i beats
     # -[P_ij log Q_ij + (1 - P_ij) log(1 - Q_ij)], averaged over i != j
     return -(torch.xlogy(p, q) + torch.xlogy(1 - p, 1 - q)).mean(-1)
 
+# %% ../nbs/06_intransitive.ipynb #83c52cb1
 def excess_loss(Q: Tensor,  # [K, K] or [B, K, K] predicted
                 P: Tensor,  # [K, K] or [B, K, K] true
                ) -> Tensor:  # [] or [B], >= 0: average KL(P_ij || Q_ij) over pairs
@@ -57,15 +58,18 @@ def _one_game(name: str, P: Tensor) -> Tensor:
     if P.ndim != 2: raise ValueError(f"{name} must have shape [K, K] (a fit takes one game), got shape {tuple(P.shape)}")
     return upcast(P)
 
+# %% ../nbs/06_intransitive.ipynb #1a7f00a1
 def _even(name: str, dim: int) -> int:
     "A door check: an even embedding dimension >= 2."
     if check_int(name, dim, 2) % 2: raise ValueError(f"{name} must be an even integer >= 2, got {name}={dim!r}")
     return int(dim)
 
+# %% ../nbs/06_intransitive.ipynb #1a7f00a2
 def _fit(params: tuple[Tensor, ...], Q: Tensor, P: Tensor) -> Fit:
     "The Fit, its excess loss computed without checking P again (checked, and perhaps upcast, at the fit's door)."
     with value_checks(False): return Fit(params, Q, float(excess_loss(Q, P)))
 
+# %% ../nbs/06_intransitive.ipynb #1a7f00a3
 def _lbfgs(params: list[Tensor], predict, P: Tensor, iters: int) -> float:
     "Minimise pairwise_cross_entropy(predict(), P) over params with L-BFGS; return the final loss."
     opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, tolerance_grad=1e-12, tolerance_change=1e-15,

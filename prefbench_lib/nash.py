@@ -133,11 +133,13 @@ def _margins(name: str, x: Tensor | list | tuple) -> Tensor:
     "A door check: margins as a float64 tensor with every entry in [0, 1/2]."
     return check_in_interval(name, _as_float64(name, x), 0.0, 0.5)
 
+# %% ../nbs/05_nash.ipynb #4ff838c1
 def _even(name: str, value: int) -> int:
     "A door check: an even integer >= 2 (an embedding dimension made of 2-d blocks)."
     if check_int(name, value, 2) % 2: raise ValueError(f"{name} must be even (2-d blocks), got {name}={value}")
     return int(value)
 
+# %% ../nbs/05_nash.ipynb #4ff838c3
 def _shape(name: str, want: str, ok: Callable) -> Callable:
     "A door relation: argument `name` (None passes) has a shape ok(args, shape) accepts; `want`, formatted with the arguments, says which."
     def relation(a) -> None:
@@ -146,6 +148,7 @@ def _shape(name: str, want: str, ok: Callable) -> Callable:
             raise ValueError(f"{name} must have shape {want.format(**vars(a))}, got shape {tuple(x.shape)}")
     return relation
 
+# %% ../nbs/05_nash.ipynb #4ff838c5
 def _draw(seed: int, *shape: int, uniform: bool = False) -> Tensor:
     "Standard normal (or uniform on [0, 1)) float64 numbers from a generator seeded with `seed` (checked at the game's door)."
     g = torch.Generator().manual_seed(seed)
@@ -314,6 +317,7 @@ def _batch(P: Tensor, **policies: Tensor | None) -> int | None:
         raise ValueError(f"{', '.join(sizes)} disagree on the batch size: " + ", ".join(f"{k} has {n}" for k, n in sizes.items()))
     return next(iter(sizes.values()), None)
 
+# %% ../nbs/05_nash.ipynb #7a4a8c10
 def _per_run(name: str, value: float | Tensor, B: int | None, like: Tensor, *, closed: str = "left") -> Tensor:
     "beta (>= 0) or eta (closed='neither': > 0): a number, or a [B] tensor (B = 1 when nothing is batched), as a tensor like `like`."
     check_in_interval(name, value, 0.0, math.inf, closed=closed)
@@ -323,10 +327,12 @@ def _per_run(name: str, value: float | Tensor, B: int | None, like: Tensor, *, c
                          f"got {name} of shape {tuple(value.shape)}")
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
+# %% ../nbs/05_nash.ipynb #7a4a8c20
 def _game_matrix(name: str, P: Tensor) -> Tensor:
     "A door check: a (batch of) preference matrices, upcast (bf16 and fp16 compute in float32)."
     return upcast(check_preference_matrix(P, name))
 
+# %% ../nbs/05_nash.ipynb #7a4a8c30
 def _distributions(*names: str, positive: bool = True, none_ok: bool = True) -> Callable:
     "A door relation: each named argument (None passes when none_ok) is a (batch of) distributions over P's K actions."
     def relation(a) -> None:
@@ -334,6 +340,7 @@ def _distributions(*names: str, positive: bool = True, none_ok: bool = True) -> 
             if getattr(a, n) is not None or not none_ok: check_distribution(n, getattr(a, n), a.P.shape[-1], positive=positive)
     return relation
 
+# %% ../nbs/05_nash.ipynb #7a4a8c40
 def _log_ref(ref: Tensor | None, K: int, like: Tensor) -> Tensor:
     "log pi_ref, [..., K] (ref checked by the caller): uniform when ref is None."
     if ref is None: return torch.full((K,), -math.log(K), dtype=like.dtype, device=like.device)
@@ -581,6 +588,7 @@ def _sample_win_rates(pi: Tensor, P: Tensor, n: int, generator: torch.Generator 
     # g_y = (1/n) sum_j o_{y j},  o_{y j} ~ Bernoulli(P(y > y'_j))
     return torch.bernoulli(p, generator=generator).mean(-1)
 
+# %% ../nbs/05_nash.ipynb #cca807c2
 def _one_opponent_per_game(a) -> None:
     "sampled_win_rates's door relation: P a batch [B, K, K], pi one opponent policy per game [B, K], the generator on P's device."
     if a.P.ndim != 3: raise ValueError(f"P must have shape [B, K, K] (a batch of games), got shape {tuple(a.P.shape)}")
