@@ -283,6 +283,7 @@ def _steps_need_steps(a) -> None:
         got = tuple(a.policy_logps.shape) if isinstance(a.policy_logps, Tensor) else type(a.policy_logps).__name__
         raise ValueError(f"step_embeddings and step_mask need per-step log-probs: policy_logps must have shape [B, K, S], got {got}")
 
+# %% ../nbs/02_listwise.ipynb #9e178eb2
 @listwise("tpo", steps=True, relations=(_steps_need_steps,))
 def tpo_loss(policy_logps: Tensor,  # [B, K] s_theta(y_k), or [B, K, S] per-step log-probs (summed over each step's tokens)
              ref_logps: Tensor,  # same shape as policy_logps, under the reference

@@ -308,6 +308,7 @@ def _soft_bce(h: Tensor, p: float | Tensor) -> Tensor:
     # -[p log sigma(h) + (1 - p) log sigma(-h)]
     return -(_weighted(p, F.logsigmoid(h)) + _weighted(1 - p, F.logsigmoid(-h)))
 
+# %% ../nbs/01_losses.ipynb #eeaeb76b
 @door(lambda a: check_scalar("p", a.p, 0.0, 1.0, batch=tuple(a.h.shape)), h=_real_or_inf)
 def soft_bce(h: Tensor,  # [B] preference logit, e.g. beta * Delta: real, +-inf allowed
              p: float | Tensor,  # probability in [0, 1] that the chosen side is truly preferred: a number, or exactly h's shape

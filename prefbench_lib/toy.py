@@ -192,6 +192,7 @@ def _check_actions(actions: Tensor, K: int) -> None:
         i, j = (int(x) for x in bad.nonzero()[0])
         raise ValueError(f"actions must hold action ids in [0, {K}), got actions[{i}, {j}] = {int(actions[i, j])}")
 
+# %% ../nbs/03_toy_bandit.ipynb #ef69c002
 def _log_ref_vector(name: str, x) -> Tensor:  # a door check: log-probabilities of shape [K]
     check_logps(name, x)
     if x.ndim != 1: raise ValueError(f"{name} must have shape [K], got shape {tuple(x.shape)}")
@@ -633,6 +634,7 @@ def policy_kind(name: str,  # the key in POLICIES
         return build
     return deco
 
+# %% ../nbs/03_toy_bandit.ipynb #420cc002
 @policy_kind("tabular", floats_per_token=lambda cfg, R: 0, logits_are_params=True)
 def _tabular(cfg, runs, ref):
     "Logits initialised at log pi_ref, one row per run."
@@ -682,6 +684,7 @@ def _on_policy(s: _Streams, e: int, p: Tensor) -> tuple[Tensor, Tensor]:
     r, idx = torch.sort(s.reward.gather(1, a), dim=-1, descending=True, stable=True)
     return a.gather(1, idx), r
 
+# %% ../nbs/03_toy_bandit.ipynb #8520c002
 def _draw(regimes: list[tuple[Sampler, Tensor]],  # each regime of the sweep, with its rows [Q, 1] (bool)
           s: _Streams, e: int, p: Tensor) -> tuple[Tensor, Tensor]:  # actions, rewards [Q, N], sorted best first
     "Fresh batch e of every row, from its own regime's sampler."
@@ -703,6 +706,7 @@ def _footprint(cfg: BanditConfig) -> int:
     # the record [T + 1, R, 8] (the 8 METRICS) and the on-policy uniforms, drawn per seed [S, epochs, C, N] and laid out per row [epochs, Q, N]
     return 4 * (cfg.K * per_k + (cfg.steps + 1) * R * 8 + n_epochs * cfg.n_samples * (S * cfg.contexts + Q))
 
+# %% ../nbs/03_toy_bandit.ipynb #420cc004
 def _as_list(name: str, x) -> list:
     out = list(x) if isinstance(x, (list, tuple)) else [x]
     if not out: raise ValueError(f"{name} must not be empty, got {name}={x!r}")
@@ -718,9 +722,6 @@ def _rule_classes(algorithms: list) -> dict[str, type[Rule] | Variant]:
         except ValueError as e: raise ValueError(f"algorithms holds an {e}") from None
     return out
 
-def _batched_optimizer(name: str, value) -> str:  # a door check: an optimizer of core.OPTIMIZERS with a batched step
-    return check_choice(name, value, [n for n, o in OPTIMIZERS.items() if o.step is not None])
-
 # %% ../nbs/03_toy_bandit.ipynb #420ca917
 def _check_lr(lr, algorithms: list[str]) -> float | dict[str, float]:
     "One learning rate > 0, or a dict of one per algorithm."
@@ -728,6 +729,7 @@ def _check_lr(lr, algorithms: list[str]) -> float | dict[str, float]:
     if set(lr) != set(algorithms): raise ValueError(f"lr as a dict must name exactly the algorithms {algorithms}; got lr={lr!r}")
     return {a: float(check_positive(f"lr[{a!r}]", lr[a])) for a in algorithms}
 
+# %% ../nbs/03_toy_bandit.ipynb #420cc007
 def _check_hyperparameters(hp, rules: dict) -> dict[str, dict]:
     "Each algorithm's hyperparameters with its rule's defaults filled in; a `ValueError` naming the algorithm for a key its rule lacks."
     check_type("hyperparameters", hp, dict)
@@ -741,11 +743,33 @@ def _check_hyperparameters(hp, rules: dict) -> dict[str, dict]:
         out[a] = {k: v for k, v in cls(**given).hyperparameters().items() if k in names}
     return out
 
+# %% ../nbs/03_toy_bandit.ipynb #420cc009
+def _batched_optimizer(name: str, value) -> str:  # a door check: an optimizer of core.OPTIMIZERS with a batched step
+    return check_choice(name, value, [n for n, o in OPTIMIZERS.items() if o.step is not None])
+
 _scalar = lambda low, high, closed: (lambda name, value: check_scalar(name, value, low, high, closed=closed))
 _CONFIG_CHECKS = dict(  # BanditConfig's fields that stand alone, each with its door check (core), run in this order
     K=is_int(2), reward_width=check_positive, n_samples=is_int(2), contexts=is_int(1), reuse=is_int(1), steps=is_int(1),
     pairs=one_of(PAIRINGS), min_reward_gap=_scalar(0.0, math.inf, "left"), policy=one_of(POLICIES), optimizer=_batched_optimizer,
     hidden=is_int(1), context_dim=is_int(1), logp_floor=optional(_scalar(-math.inf, 0.0, "neither")))
+
+# %% ../nbs/03_toy_bandit.ipynb #420ca919
+def _check_config(cfg: BanditConfig) -> None:
+    "BanditConfig's door: check every field, in place, the rules' hyperparameters last; refuse a sweep that cannot fit."
+    rules = _rule_classes(_as_list("algorithms", cfg.algorithms))
+    cfg.algorithms = list(rules)
+    for k, check in _CONFIG_CHECKS.items(): setattr(cfg, k, check(k, getattr(cfg, k)))
+    cfg.reward_center = [float(check_scalar("reward_center", c, 0.0, cfg.K, closed="left")) for c in _as_list("reward_center", cfg.reward_center)]
+    cfg.regime = [check_choice("regime", rg, SAMPLERS) for rg in _as_list("regime", cfg.regime)]
+    cfg.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", cfg.seeds)]
+    cfg.dataset_size = check_int("dataset_size", cfg.dataset_size, cfg.n_samples)
+    if cfg.device is not None:  # one this machine has (a torch.device is stored as its name)
+        dev = get_device(cfg.device); cfg.device = cfg.device if isinstance(cfg.device, str) else str(dev)
+    cfg.lr = _check_lr(cfg.lr, cfg.algorithms)
+    # every size known: refuse one whose buffers cannot fit on the device, naming the sizes (`core.check_fits`)
+    sizes = dict(K=cfg.K, contexts=cfg.contexts, dataset_size=cfg.dataset_size, steps=cfg.steps)
+    check_fits(_footprint(cfg), get_device(cfg.device), **sizes, **{k: getattr(cfg, k) for k in POLICIES[cfg.policy].sizes})
+    cfg.hyperparameters = _check_hyperparameters(cfg.hyperparameters, rules)
 
 # %% ../nbs/03_toy_bandit.ipynb #420ca918
 @dataclass
@@ -786,24 +810,6 @@ class BanditConfig:
     def from_json(cls, path: str | Path) -> BanditConfig:
         "The config saved beside a frame (`save_frame` writes it)."
         return cls(**json.loads(Path(path).read_text()))
-
-# %% ../nbs/03_toy_bandit.ipynb #420ca919
-def _check_config(cfg: BanditConfig) -> None:
-    "BanditConfig's door: check every field, in place, the rules' hyperparameters last; refuse a sweep that cannot fit."
-    rules = _rule_classes(_as_list("algorithms", cfg.algorithms))
-    cfg.algorithms = list(rules)
-    for k, check in _CONFIG_CHECKS.items(): setattr(cfg, k, check(k, getattr(cfg, k)))
-    cfg.reward_center = [float(check_scalar("reward_center", c, 0.0, cfg.K, closed="left")) for c in _as_list("reward_center", cfg.reward_center)]
-    cfg.regime = [check_choice("regime", rg, SAMPLERS) for rg in _as_list("regime", cfg.regime)]
-    cfg.seeds = [check_int("seeds", s, 0) for s in _as_list("seeds", cfg.seeds)]
-    cfg.dataset_size = check_int("dataset_size", cfg.dataset_size, cfg.n_samples)
-    if cfg.device is not None:  # one this machine has (a torch.device is stored as its name)
-        dev = get_device(cfg.device); cfg.device = cfg.device if isinstance(cfg.device, str) else str(dev)
-    cfg.lr = _check_lr(cfg.lr, cfg.algorithms)
-    # every size known: refuse one whose buffers cannot fit on the device, naming the sizes (`core.check_fits`)
-    sizes = dict(K=cfg.K, contexts=cfg.contexts, dataset_size=cfg.dataset_size, steps=cfg.steps)
-    check_fits(_footprint(cfg), get_device(cfg.device), **sizes, **{k: getattr(cfg, k) for k in POLICIES[cfg.policy].sizes})
-    cfg.hyperparameters = _check_hyperparameters(cfg.hyperparameters, rules)
 
 # %% ../nbs/03_toy_bandit.ipynb #b0fc6e80
 def _uniforms(seed_list: list[int], n_batches: int, n_epochs: int, N: int, contexts: int = 1) -> tuple[Tensor, Tensor]:
