@@ -689,6 +689,7 @@ class FileStamp(NamedTuple):
     mtime_ns: int  # its modification time
     size: int  # its size in bytes
 
+# %% ../nbs/11_dashboards.ipynb #d2500001
 class Stamp(NamedTuple):
     "What says a run changed: its two files' stamps."
     config: FileStamp  # config.json's
@@ -713,6 +714,7 @@ def _stamp(run_dir: Path) -> Stamp:
     if not have[1]: raise ValueError("no metrics.parquet yet (training writes it at its first checkpoint)")
     return Stamp(*(FileStamp(s.st_mtime_ns, s.st_size) for s in (f.stat() for f in files)))
 
+# %% ../nbs/11_dashboards.ipynb #d2500003
 @pn.cache(max_items=256)
 def _read_run(path: bytes, name: str, stamp: Stamp) -> pd.DataFrame:
     "One run directory's metrics with its name and config columns (config.json's win a clash); cached on (path, name, the files' mtimes and sizes)."
@@ -733,6 +735,7 @@ class RunsFound(NamedTuple):
     problems: list[str]  # "could not read NAME: reason" per entry under the root that is not a readable run; "NAME: column is ±inf at ..." per such column of a run
     stamps: tuple[RunStamp, ...]  # per run read: equal stamps, same data
 
+# %% ../nbs/11_dashboards.ipynb #d2500005
 def _not_a_run(p: Path) -> str | None:
     "Why an entry under the root cannot be a run, before anything in it is read; None if it may be one."
     if p.is_symlink() and not p.exists(): return f"a broken symbolic link (to {os.readlink(p)})"
@@ -744,6 +747,7 @@ def _infinite(name: str, frame: pd.DataFrame) -> list[str]:
     return [f"{name}: {c} is ±inf at step {_some(frame.step[np.isinf(frame[c])])} (not drawn there)"
             for c in RUN_NUMBERS[1:] if c in frame.columns and np.isinf(frame[c]).any()]
 
+# %% ../nbs/11_dashboards.ipynb #d2500007
 def read_runs(root: str | Path,  # the directory whose subdirectories are runs (see `runs_root`)
              ) -> RunsFound:
     "Every run directory under `root` in one frame; whatever cannot be read is named with the reason, never dropped silently, and the others still read."
@@ -1169,6 +1173,7 @@ def _ctrl_c_interrupts():
     try: yield
     finally: signal.signal(signal.SIGINT, old)
 
+# %% ../nbs/11_dashboards.ipynb #d2500009
 def _get(url: str) -> None:
     "GET url, bypassing any proxy (the server is on this machine): a URLError if nothing listens, an OSError naming url if it answers an error."
     try: urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=_READY_S).close()

@@ -52,6 +52,7 @@ class ModelKind:
     build: Callable[..., torch.nn.Module]  # (cfg with hidden_size/layers/heads, tokenizer) -> a fresh causal LM
     parameters: Callable[..., int]  # (h, layers, vocab=64) -> parameters, a lower bound (biases and norms left out)
 
+# %% ../nbs/09_lm_train.ipynb #c2500001
 def _special_ids(tokenizer) -> dict:
     return dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
@@ -61,11 +62,13 @@ def _llama(cfg, tokenizer) -> torch.nn.Module:
                                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
                                         max_position_embeddings=128, tie_word_embeddings=False, attention_dropout=0.0, **_special_ids(tokenizer)))
 
+# %% ../nbs/09_lm_train.ipynb #c2500003
 def _gpt2(cfg, tokenizer) -> torch.nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
     return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=cfg.hidden_size, n_layer=cfg.layers,
                                       n_head=cfg.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **_special_ids(tokenizer)))
 
+# %% ../nbs/09_lm_train.ipynb #c2500005
 MODEL_KINDS: dict[str, ModelKind] = {
     # llama: q, k, v, o (4 h^2) and a gated MLP of width 4h (3 * 4 h^2) per block; untied input and output embeddings
     "llama": ModelKind(_llama, lambda h, layers, vocab=64: layers * 16 * h * h + 2 * vocab * h),
@@ -338,6 +341,7 @@ def _check_text_list(name: str, texts) -> list:
         return list(texts)
     return check_texts(name, list(texts) if isinstance(texts, Sequence) and not isinstance(texts, str) else texts)  # e.g. a datasets Column
 
+# %% ../nbs/09_lm_train.ipynb #c2500007
 def encode(tokenizer,  # the run's tokenizer
            texts: list,  # prompts or completions: strings, or conversational message lists
            *, prompt: bool,  # prompts get <bos> in front; completions get <eos> at the end
@@ -359,6 +363,7 @@ class Batch(NamedTuple):
 
     def to(self, device) -> Batch: return Batch(*(t.to(device) for t in self))
 
+# %% ../nbs/09_lm_train.ipynb #c2500009
 _ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 def _check_ids(name: str, seqs) -> list[Tensor]:
@@ -371,6 +376,7 @@ def _check_ids(name: str, seqs) -> list[Tensor]:
             raise ValueError(f"{name}[{i}] must be a non-empty 1-d tensor of integer token ids, got {s!r}"[:400])
     return seqs
 
+# %% ../nbs/09_lm_train.ipynb #c2500011
 def collate(prompts: list[Tensor],  # N prompt id vectors
             completions: list[Tensor],  # N completion id vectors
             pad_id: int,  # the tokenizer's pad token id
@@ -431,20 +437,6 @@ def preference_loss(cfg: LossConfig,  # loss_type, loss_weights, beta, loss_kwar
     return StepLoss(mix.output.losses.mean(), mix.components, mix.output.losses.detach())
 
 # %% ../nbs/09_lm_train.ipynb #6c858efd
-@door(lambda a: _one_batch_dim(a.logps), beta=check_positive, logps=_check_pair_logps)
-def pair_metrics(beta: float,  # the run's beta
-                 logps: PairLogps,  # [B] each (gathered): the policy's and the reference's log-probs of chosen and rejected
-                ) -> dict[str, float]:
-    "TRL's rewards/* and logps/* metrics of a batch of pairs, plus prefbench's ranking accuracy."
-    pc, pr, rc_, rr_ = (t.detach() for t in logps)  # metrics: numbers, no graph (float() of a grad tensor warns)
-    # r_c = beta (s_theta(y_c) - s_ref(y_c)),  r_r likewise
-    rc, rr = beta * (pc - rc_), beta * (pr - rr_)
-    out = {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
-           "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(pc.mean()), "logps/rejected": float(pr.mean()),
-           "ranking_accuracy": float((pc >= pr).float().mean())}
-    if any(map(math.isnan, out.values())): _undefined_metric(out, rc, rr, logps)
-    return out
-
 def _one_batch_dim(logps: PairLogps) -> None:
     "The four log-prob tensors share one shape [B], B >= 1."
     if len(check_same_shape(values=False, **logps._asdict())) != 1 or len(logps[0]) == 0:
@@ -458,6 +450,21 @@ def _undefined_metric(out: dict, rc: Tensor, rr: Tensor, logps: PairLogps) -> No
     i = int(where.nonzero()[0]) if bool(where.any()) else 0
     raise ValueError(f"{', '.join(bad)} undefined: -inf log-probabilities meet at pair {i} (a completion impossible under the policy and "
                      f"the reference has no log-ratio; two -inf rewards have no margin), got " + ", ".join(f"{k}[{i}] = {v[i].item()}" for k, v in logps._asdict().items()))
+
+# %% ../nbs/09_lm_train.ipynb #c2500013
+@door(lambda a: _one_batch_dim(a.logps), beta=check_positive, logps=_check_pair_logps)
+def pair_metrics(beta: float,  # the run's beta
+                 logps: PairLogps,  # [B] each (gathered): the policy's and the reference's log-probs of chosen and rejected
+                ) -> dict[str, float]:
+    "TRL's rewards/* and logps/* metrics of a batch of pairs, plus prefbench's ranking accuracy."
+    pc, pr, rc_, rr_ = (t.detach() for t in logps)  # metrics: numbers, no graph (float() of a grad tensor warns)
+    # r_c = beta (s_theta(y_c) - s_ref(y_c)),  r_r likewise
+    rc, rr = beta * (pc - rc_), beta * (pr - rr_)
+    out = {"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()), "rewards/margins": float((rc - rr).mean()),
+           "rewards/accuracies": float((rc > rr).float().mean()), "logps/chosen": float(pc.mean()), "logps/rejected": float(pr.mean()),
+           "ranking_accuracy": float((pc >= pr).float().mean())}
+    if any(map(math.isnan, out.values())): _undefined_metric(out, rc, rr, logps)
+    return out
 
 # %% ../nbs/09_lm_train.ipynb #f3f9636f
 class Examples(NamedTuple):
@@ -534,13 +541,16 @@ class Family:
 
 FAMILIES: dict[str, Family] = {}  # keyed like LOSS_KINDS
 
+# %% ../nbs/09_lm_train.ipynb #c2500015
 def family_of(cfg: TrainConfig,  # its loss_type names the family
              ) -> Family:
     "The family of the configured losses (the config guarantees they share one)."
     return FAMILIES[_loss_kind(check_type("cfg", cfg, TrainConfig).loss_type)]
 
+# %% ../nbs/09_lm_train.ipynb #c2500017
 def _lengths(ex: Examples, j: int) -> Tensor: return torch.tensor([float(len(c[j])) for c in ex.completions])
 
+# %% ../nbs/09_lm_train.ipynb #c2500019
 def _gather(values):
     "Per-example values from every process (uneven shards allowed): tensors gathered as float32 numbers, NamedTuples and dicts field by field."
     from accelerate.utils import gather_object
