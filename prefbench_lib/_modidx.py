@@ -21,6 +21,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'prefbench_lib.core._adam_buffers': ('core.html#_adam_buffers', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._adam_step': ('core.html#_adam_step', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._betas': ('core.html#_betas', 'prefbench_lib/core.py'),
+                                    'prefbench_lib.core._binder': ('core.html#_binder', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._bytes': ('core.html#_bytes', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._check_lm_inputs': ('core.html#_check_lm_inputs', 'prefbench_lib/core.py'),
                                     'prefbench_lib.core._check_logits': ('core.html#_check_logits', 'prefbench_lib/core.py'),

@@ -316,6 +316,27 @@ def check_texts(name: str,  # argument name, e.g. "texts"
     if not value and not empty_ok: raise ValueError(f"{name} must hold at least one string, got {name}=[]")
     return list(value)
 
+# %% ../nbs/00_core.ipynb #d00r0008
+def _binder(f: Callable) -> tuple[Callable, Callable]:
+    "(bind, call) for `f`: bind(args, kwargs) -> its arguments, defaults applied, as `inspect.Signature.bind` gives them; call(arguments) -> f's result."
+    sig = inspect.signature(f)
+    params = sig.parameters
+    named = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params.values())  # every argument can go by name
+    positional = [k for k, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
+    def bind(args: tuple, kwargs: dict) -> dict:
+        if named and len(args) <= len(positional) and kwargs.keys().isdisjoint(positional[:len(args)]):
+            a = {**defaults, **dict(zip(positional, args)), **kwargs}  # the common call, a few dict operations
+            if a.keys() == params.keys(): return a
+        b = sig.bind(*args, **kwargs)  # the rest, and any wrong call: Python's own TypeError
+        b.apply_defaults()
+        return dict(b.arguments)
+    def call(a: dict):
+        if named: return f(**a)
+        b = inspect.BoundArguments(sig, a)
+        return f(*b.args, **b.kwargs)
+    return bind, call
+
 # %% ../nbs/00_core.ipynb #d00r0002
 def is_int(low: int = 0,  # the smallest allowed value
            high: int | None = None,  # the largest allowed value; None: no upper end
@@ -361,16 +382,15 @@ def door(*relations: Callable,  # (args) -> None, args the bound arguments as at
         ) -> Callable:  # the decorator
     "Declare a function's argument checks above it: they run, in order, before the body, which receives what they return."
     def decorate(f: Callable) -> Callable:
-        sig = inspect.signature(f)
+        sig, (bind, call) = inspect.signature(f), _binder(f)
         unknown = [k for k in checks if k not in sig.parameters]
         if unknown: raise ValueError(f"door of {f.__qualname__} checks {', '.join(unknown)}, which it does not take; it takes {', '.join(sig.parameters)}")
-        @functools.wraps(f)  # the signature, docstring and docments reported are f's own
+        @functools.wraps(f)  # the signature, docstring and docments reported are f's own; f itself is `__wrapped__`
         def checked(*args, **kwargs):
-            bound = sig.bind(*args, **kwargs)  # a call with a missing or unknown argument is the TypeError it always was
-            bound.apply_defaults()
-            for k, check in checks.items(): bound.arguments[k] = check(k, bound.arguments[k])
-            for relation in relations: relation(SimpleNamespace(**bound.arguments))
-            return f(*bound.args, **bound.kwargs)
+            a = bind(args, kwargs)
+            for k, check in checks.items(): a[k] = check(k, a[k])
+            for relation in relations: relation(SimpleNamespace(**a))
+            return call(a)
         checked.checks = checks  # what the door checks, for a reader (and a test) to see
         return checked
     return decorate
@@ -748,13 +768,13 @@ def _sgd_step(theta, grad, state, t, lr):
 @optimizer("adam", moments=lambda theta: (torch.zeros_like(theta), torch.zeros_like(theta)), torch_class=torch.optim.Adam)
 def _adam_step(theta, grad, state, t, lr):
     "Adam with a second moment per coordinate."
-    adam_step(theta, grad, *state, t, lr)
+    adam_step.__wrapped__(theta, grad, *state, t, lr)  # the update without its door: a lab checks its settings once, at its own
 
 # %% ../nbs/00_core.ipynb #0pt1m013
 @optimizer("normalized", moments=lambda theta: (torch.zeros_like(theta), theta.new_zeros(*theta.shape[:-1], 1)))
 def _normalized_step(theta, grad, state, t, lr):
     "Adam with one second moment per run: every coordinate of a run moves at one normalised speed."
-    adam_step(theta, grad, *state, t, lr, per_run=True)
+    adam_step.__wrapped__(theta, grad, *state, t, lr, per_run=True)  # (unchecked, as above)
 
 # %% ../nbs/00_core.ipynb #0pt1m015
 optimizer("adamw", torch_class=torch.optim.AdamW)(None)  # decoupled weight decay: the LM lab's default, models only
