@@ -545,6 +545,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'prefbench_lib.lm_train._list_loss': ('lm_train.html#_list_loss', 'prefbench_lib/lm_train.py'),
                                         'prefbench_lib.lm_train._list_metrics': ( 'lm_train.html#_list_metrics',
                                                                                   'prefbench_lib/lm_train.py'),
+                                        'prefbench_lib.lm_train._list_settings': ( 'lm_train.html#_list_settings',
+                                                                                   'prefbench_lib/lm_train.py'),
                                         'prefbench_lib.lm_train._llama': ('lm_train.html#_llama', 'prefbench_lib/lm_train.py'),
                                         'prefbench_lib.lm_train._load_family_state': ( 'lm_train.html#_load_family_state',
                                                                                        'prefbench_lib/lm_train.py'),

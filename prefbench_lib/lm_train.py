@@ -158,6 +158,11 @@ class ListLoss:
 UNPAIRED: dict[str, UnpairedLoss] = {}  # registered under "Unpaired", below
 LISTS: dict[str, ListLoss] = {}  # listwise losses that read more than sequence log-probs (TPO), registered under "Lists"
 
+# %% ../nbs/09_lm_train.ipynb #l1stset1
+def _list_settings(e: ListLoss) -> dict[str, Callable]:
+    "What a config may set for a listwise loss: the hyperparameters its `@listwise` door declares, and the trainer's options."
+    return {**{k: e.fn.checks[k] for k in getattr(e.fn, "hyperparameter_names", ())}, **e.options}
+
 # %% ../nbs/09_lm_train.ipynb #cf900016
 @dataclass(frozen=True)
 class LossKind:
@@ -176,7 +181,7 @@ def _declared(fn: Callable, skip: tuple = ()) -> dict[str, Callable]:
 LOSS_KINDS: dict[str, LossKind] = {  # the losses the trainer runs, by the data they read
     "pairs": LossKind("preference", lambda: {**TERMS, **LOSSES}, _declared, combines=True, sampled=True),  # "sft": the chosen token-averaged NLL
     "unpaired": LossKind("unpaired", lambda: UNPAIRED, lambda e: _declared(e.fn, skip=(e.keyword,))),  # prompt / completion / label
-    "lists": LossKind("ranked", lambda: {**{n: ListLoss(f) for n, f in LIST_LOSSES.items()}, **LISTS}, lambda e: e.options)}  # prompt / completions / scores
+    "lists": LossKind("ranked", lambda: {**{n: ListLoss(f) for n, f in LIST_LOSSES.items()}, **LISTS}, _list_settings)}  # prompt / completions / scores
 
 # %% ../nbs/09_lm_train.ipynb #cf900018
 def _loss_kind(names: list) -> str:
@@ -684,8 +689,9 @@ def _list_loss(run: Run,  # the policy, the config, the loss's entry and options
     e = run.loss
     pol = _sequence_reading(run.policy, batch, run.pad, hidden=e.steps)
     ref, scores = ref.to(pol.logps.device), batch.values["scores"].to(pol.logps.device)
-    p, r, kw = e.inputs(pol, ref, **run.kwargs)
-    out = e.fn(p, r, scores, beta=run.cfg.beta, **kw)
+    own = {k: v for k, v in run.kwargs.items() if k not in e.options}  # the loss's own hyperparameters; the rest are the entry's options
+    p, r, kw = e.inputs(pol, ref, **{k: v for k, v in run.kwargs.items() if k in e.options})
+    out = e.fn(p, r, scores, beta=run.cfg.beta, **kw, **own)
     return out.losses.mean(), ListValues(pol.logps, ref.logps, scores, out.losses)
 
 # %% ../nbs/09_lm_train.ipynb #2f900001

@@ -208,3 +208,29 @@ def test_lm_train_names_no_loss():
     assert not compared, compared
     assert not re.search(r'\bin \(\s*["\']', src), "a name tested against a tuple of strings"
     assert not re.search(r'loss_type\[0\]\s*(==|!=|in\b)', src)
+
+
+def test_a_listwise_loss_registered_after_import_trains_with_its_own_hyperparameter(tmp_path):
+    "A listwise loss registered with @listwise after import trains, and its declared hyperparameter is set through loss_kwargs and checked."
+    import math
+    import torch
+    from prefbench_lib.core import in_interval
+    from prefbench_lib.listwise import LIST_LOSSES, ListLossOutput, listwise
+    import prefbench_lib.lm_train  # noqa: F401  (imported first: nothing below touches it)
+    name, seen = "scratch_pairwise_list", []
+
+    @listwise(name, margin=in_interval(0.0, math.inf, "left"))
+    def scratch(policy_logps, ref_logps, scores, *, beta, mask=None, margin=0.0) -> ListLossOutput:
+        "Best against worst of each list: -log sigma(beta (rho_best - rho_worst) - margin)."
+        seen.append(margin)
+        r = beta * (policy_logps - ref_logps)
+        best, worst = scores.argmax(1, keepdim=True), scores.argmin(1, keepdim=True)
+        losses = -torch.nn.functional.logsigmoid(r.gather(1, best) - r.gather(1, worst) - margin).squeeze(1)
+        return ListLossOutput(losses, r.detach())
+    try:
+        with pytest.raises(ValueError, match="margin"): TrainConfig(loss_type=name, loss_kwargs={"margin": -1.0})
+        d = _metrics_of(TrainConfig(loss_type=name, loss_kwargs={"margin": 0.5}, **QUICK), tmp_path, "list")
+        assert set(seen) == {0.5} and list(d["step"]) == [1, 2, 3]
+        assert abs(d.loc[0, "loss"] - math.log1p(math.exp(0.5))) < 1e-5  # step 1, policy = reference: -log sigma(-margin)
+    finally:
+        LIST_LOSSES.pop(name, None)
