@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .core import (OPTIMIZERS, Optimizer, adam_step, check_choice, check_distribution, check_fits, check_in_interval,
                                 check_int, check_logps, check_positive, check_real, check_scalar, check_tensor, check_type, door,
-                                get_device, is_int, kl, one_of, one_thread, optional, register, value_checks)
+                                get_device, is_int, is_scalar, kl, one_of, one_thread, optional, register, value_checks)
 from .losses import LOSSES, Pair, get_loss, loss_hyperparameters
 
 # %% auto #0
@@ -36,6 +36,12 @@ __all__ = ['PAIRINGS', 'RULES', 'POLICIES', 'SAMPLERS', 'METRICS', 'PRESETS', 'r
            'bandit_frame', 'run_bandit', 'preset', 'reference_run', 'fit_unimodal', 'kl_frontier']
 
 # %% ../nbs/03_toy_bandit.ipynb #769c7b88
+def _reference_fits(a) -> None:
+    "reference_distribution's door across arguments: what it allocates (float64 [K], and [n_draws] four times for a histogram) fits."
+    check_fits(8 * (2 * a.K + (0 if a.exact else 4 * a.n_draws)), None, K=a.K, **({} if a.exact else dict(n_draws=a.n_draws)))
+
+@door(_reference_fits, K=is_int(2), scale=check_positive, loc=is_scalar(-math.inf, math.inf, "neither"), n_draws=is_int(1),
+      seed=is_int(0, 2**64 - 1), pseudo_count=is_scalar(0.0, math.inf, "left"))
 def reference_distribution(K: int = 100,  # number of bins (tokens) of [-1, 1]
                            *, exact: bool = False,  # exact bin masses instead of a histogram of draws
                            n_draws: int = 10_000,  # draws in the histogram
@@ -45,10 +51,6 @@ def reference_distribution(K: int = 100,  # number of bins (tokens) of [-1, 1]
                            pseudo_count: float = 0.1,  # added to every bin's count, so no bin has probability 0
                           ) -> Tensor:  # [K] pi_ref, float32, sums to 1
     "pi_ref: tanh(Cauchy(loc, scale)) binned into K bins, as a seeded histogram or exactly."
-    check_int("K", K, 2); check_positive("scale", scale); check_scalar("loc", loc, -math.inf, math.inf, closed="neither")
-    n_draws, seed = check_int("n_draws", n_draws, 1), check_int("seed", seed, 0, 2**64 - 1)
-    check_scalar("pseudo_count", pseudo_count, 0.0, math.inf, closed="left")
-    check_fits(8 * (2 * K + (0 if exact else 4 * n_draws)), None, K=K, **({} if exact else dict(n_draws=n_draws)))  # float64 [K], [n_draws]
     edges = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
     if exact:
         # F(e) = 1/2 + arctan((atanh(e) - l) / s) / pi, and pi_ref(a) = F(e_{a+1}) - F(e_a)
@@ -1136,6 +1138,14 @@ _DIVERGENCES = {  # (p, log p, log q) -> the divergence fit_unimodal minimises
     "reverse": lambda p, log_p, log_q: (log_q.exp() * (log_q - log_p)).sum(),  # KL(q || p) = sum q (log q - log p)
 }
 
+def _target(name: str, target: Tensor) -> Tensor:
+    "A door check: a distribution [K] over K >= 2 bins, finite."
+    check_tensor(name, target, allow_inf=False)
+    if target.ndim != 1 or len(target) < 2: raise ValueError(f"{name} must have shape [K], K >= 2, got shape {tuple(target.shape)}")
+    return check_distribution(name, target, len(target))
+
+@door(divergence=one_of(_DIVERGENCES), target=_target, init_mean=optional(is_scalar(-math.inf, math.inf, "neither")),
+      init_std=optional(check_positive), lr=check_positive, steps=is_int(1))
 def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                  *, divergence: str = "forward",  # "forward": KL(target || q); "reverse": KL(q || target)
                  init_mean: float | None = None,  # start of mu (default: a third of the way, K / 3)
@@ -1144,12 +1154,7 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                  lr: float = 0.05,  # Adam's learning rate
                 ) -> dict:  # q [K], mean, std, kl_forward, kl_reverse
     "Fit a discretised Gaussian q_{mu, sigma} to `target` by forward or reverse KL (Adam on mu and log sigma)."
-    check_choice("divergence", divergence, _DIVERGENCES); check_tensor("target", target, allow_inf=False)
-    if target.ndim != 1 or len(target) < 2: raise ValueError(f"target must have shape [K], K >= 2, got shape {tuple(target.shape)}")
-    K = len(check_distribution("target", target, len(target)))
-    if init_mean is not None: check_scalar("init_mean", init_mean, -math.inf, math.inf, closed="neither")
-    if init_std is not None: check_positive("init_std", init_std)
-    check_positive("lr", lr); steps = check_int("steps", steps, 1)
+    K = len(target)
     p = target.double() / target.sum()
     log_p = p.clamp(min=1e-300).log()
     a = torch.arange(K, dtype=torch.float64)
@@ -1168,19 +1173,22 @@ def fit_unimodal(target: Tensor,  # [K] a distribution over bins (sums to 1)
                     kl_forward=float((p * (log_p - log_q)).sum()), kl_reverse=float((q * (log_q - log_p)).sum()))
 
 # %% ../nbs/03_toy_bandit.ipynb #22ff4df8
+def _frontier_inputs(a) -> None:
+    "kl_frontier's door across arguments: reward [K], ref a distribution over the same K actions, temperatures [T], all > 0."
+    if a.reward.ndim != 1: raise ValueError(f"reward must have shape [K], got shape {tuple(a.reward.shape)}")
+    if a.ref.ndim == 1 and len(a.ref) != len(a.reward): raise ValueError(f"ref covers {len(a.ref)} actions but reward covers {len(a.reward)}: they must match")
+    check_distribution("ref", a.ref, len(a.reward))
+    if a.ref.ndim != 1: raise ValueError(f"ref must have shape [K] = [{len(a.reward)}], got shape {tuple(a.ref.shape)}")
+    if a.temperatures is None: return
+    check_in_interval("temperatures", a.temperatures, 0.0, math.inf, closed="neither")
+    if a.temperatures.ndim != 1: raise ValueError(f"temperatures must have shape [T], got shape {tuple(a.temperatures.shape)}")
+
+@door(_frontier_inputs, reward=check_real, ref=check_tensor, temperatures=optional(check_real))
 def kl_frontier(ref: Tensor,  # [K] pi_ref
                 reward: Tensor,  # [K] r
                 temperatures: Tensor | None = None,  # [T] tau values > 0 (default: 200 log-spaced in [1e-3, 1e2])
                ) -> pd.DataFrame:  # tau, kl_reverse, expected_reward, sorted by kl_reverse
     "The best expected reward at each KL(pi || pi_ref): pi_tau proportional to pi_ref exp(r / tau)."
-    check_real("reward", reward); check_tensor("ref", ref)
-    if reward.ndim != 1: raise ValueError(f"reward must have shape [K], got shape {tuple(reward.shape)}")
-    if ref.ndim == 1 and len(ref) != len(reward): raise ValueError(f"ref covers {len(ref)} actions but reward covers {len(reward)}: they must match")
-    check_distribution("ref", ref, len(reward))
-    if ref.ndim != 1: raise ValueError(f"ref must have shape [K] = [{len(reward)}], got shape {tuple(ref.shape)}")
-    if temperatures is not None:
-        check_real("temperatures", temperatures); check_in_interval("temperatures", temperatures, 0.0, math.inf, closed="neither")
-        if temperatures.ndim != 1: raise ValueError(f"temperatures must have shape [T], got shape {tuple(temperatures.shape)}")
     tau = torch.logspace(-3, 2, 200, dtype=torch.float64) if temperatures is None else temperatures.double()
     log_ref, r = ref.double().log(), reward.double()
     # log pi_tau = log pi_ref + r / tau - log Z_tau
