@@ -61,3 +61,41 @@ def test_no_lab_compares_a_registered_name(module):
     assert {"dpo", "kto", "sgd", "omd"} <= names, sorted(names)[:40]  # the registries were found
     source = inspect.getsource(importlib.import_module(f"prefbench_lib.{module}"))
     assert name_comparisons(source, names) == []
+
+
+# ---------------------------------------------------------------- cells a reader can hold
+
+import json
+import re
+from pathlib import Path
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
+
+
+def export_cell_problems(cells: list[dict]) -> list[str]:
+    "Export cells over 40 lines or holding three or more definitions, and export cells whose next code cell asserts nothing."
+    code = [c for c in cells if c["cell_type"] == "code"]
+    src = lambda c: c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+    problems = []
+    for i, c in enumerate(code):
+        s = src(c)
+        if not s.lstrip().startswith("#| export"): continue
+        defs = re.findall(r"^(?:def|class) (\w+)", s, re.M)
+        if s.count("\n") > 40: problems.append(f"{defs[:1] or c.get('id')}: {s.count(chr(10))} lines")
+        if len(defs) >= 3: problems.append(f"{defs[0]}: {len(defs)} definitions in one cell")
+        after = src(code[i + 1]) if i + 1 < len(code) else ""
+        if defs and not re.search(r"test_\w+\(|assert ", after): problems.append(f"{defs[0]}: no check in the next cell")
+    return problems
+
+
+def test_the_cell_rule_finds_what_it_looks_for():
+    cell = lambda s: {"cell_type": "code", "source": s}
+    assert export_cell_problems([cell("#| export\ndef a(): pass"), cell("a()")]) == ["a: no check in the next cell"]
+    assert export_cell_problems([cell("#| export\ndef a(): pass\ndef b(): pass\ndef c(): pass"), cell("assert a() is None")]) == \
+        ["a: 3 definitions in one cell"]
+    assert export_cell_problems([cell("#| export\ndef a(): pass"), cell("test_eq(a(), None)")]) == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_export_cell_is_small_and_checked_in_the_next_cell(notebook):
+    assert export_cell_problems(json.loads(notebook.read_text())["cells"]) == []
